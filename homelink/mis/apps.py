@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MisConfig(AppConfig):
+    name = "homelink.mis"
+    label = "mis"

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from homelink.schools.models import School
+
+
+class ImportRun(models.Model):
+    """One import of one file: what was asked, what the plan said, and what happened."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"  # holds the school's import lock
+        PREVIEW = "preview"  # a dry run: the plan, nothing written
+        APPLIED = "applied"
+        STOPPED = "stopped"  # the leavers guard or the school check stopped it
+        FAILED = "failed"  # the file could not be read; nothing written
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="import_runs")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    started_via = models.CharField(max_length=16, default="cli")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    file_name = models.CharField(max_length=255)
+    digest = models.CharField("SHA-256", max_length=64)
+    format = models.CharField(max_length=12)
+    options = models.JSONField(default=dict)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    summary = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    data_issues = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # The school's import lock: two imports of one school never run at once.
+            models.UniqueConstraint(
+                fields=["school"], condition=Q(status="running"), name="one_running_import"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.status})"

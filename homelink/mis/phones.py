@@ -1,0 +1,115 @@
+"""Phone numbers: which ones are SMS targets.
+
+Uses libphonenumber with the school's region. Ofcom's drama range and the rest of the unallocated
+07700 9 block are *fictional mobiles* (mis-formats.md §4): libphonenumber calls them invalid, but
+generated schools need them to behave as mobiles everywhere inside the system. Gateways that leave
+the machine refuse them (see :func:`is_fictional`).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from homelink.mis.records import PhoneRecord
+
+FICTIONAL_LOW = 447700900000
+FICTIONAL_HIGH = 447700999999
+_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+_JUNK = re.compile(r"[\s().\-/]")
+
+
+class PhoneKind(enum.StrEnum):
+    MOBILE = "mobile"
+    NOT_MOBILE = "not_mobile"  # valid, but a landline, pager, personal number…
+    INVALID = "invalid"  # not a number in this region: too short, typo, no area code
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    kind: PhoneKind
+    #: E.164 where the number parsed; otherwise the digits as typed.
+    value: str
+    reason: str = ""
+
+
+def is_fictional(e164: str) -> bool:
+    digits = e164.lstrip("+")
+    return digits.isdigit() and FICTIONAL_LOW <= int(digits) <= FICTIONAL_HIGH
+
+
+_TYPE_NAMES = {
+    PhoneNumberType.FIXED_LINE: "a landline",
+    PhoneNumberType.PAGER: "a pager",
+    PhoneNumberType.PERSONAL_NUMBER: "a personal number",
+    PhoneNumberType.VOIP: "an internet phone number",
+    PhoneNumberType.TOLL_FREE: "a free-phone number",
+    PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    PhoneNumberType.SHARED_COST: "a shared-cost number",
+    PhoneNumberType.UAN: "a non-geographic number",
+}
+
+
+@lru_cache(maxsize=65536)
+def classify(raw: str, region: str = "GB") -> Phone:
+    """Classify one number as typed in the file, in the school's region."""
+    text = _JUNK.sub("", raw.strip())
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    # "+44 (0)7…" leaves "+440 7…" once the brackets go.
+    if text.startswith("+440"):
+        text = "+44" + text[4:]
+    if not text or not re.fullmatch(r"\+?\d{4,17}", text):
+        return Phone(PhoneKind.INVALID, raw.strip(), "not a phone number")
+    if text.startswith("44") and len(text) == 12:
+        text = "+" + text
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return Phone(PhoneKind.INVALID, text, "not a phone number")
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if is_fictional(e164):
+        return Phone(PhoneKind.MOBILE, e164)
+    if not phonenumbers.is_valid_number(parsed):
+        return Phone(PhoneKind.INVALID, text, "not a valid number (too short, too long or unallocated)")
+    kind = phonenumbers.number_type(parsed)
+    if kind in _MOBILE_TYPES:
+        return Phone(PhoneKind.MOBILE, e164)
+    return Phone(PhoneKind.NOT_MOBILE, e164, f"{_TYPE_NAMES.get(kind, 'not a mobile')}")
+
+
+@dataclass(frozen=True, slots=True)
+class MobileChoice:
+    mobile: str  # E.164, or "" when none of the numbers is a mobile
+    #: Numbers typed as mobile that are not mobiles: data issues, never SMS targets.
+    problems: tuple[tuple[str, str], ...]  # (number as typed, reason)
+
+
+def pick_mobile(phones: Iterable[PhoneRecord], region: str = "GB") -> MobileChoice:
+    """The first number typed mobile that really is a mobile; failing that, the first other
+    number that is a mobile (product.md, "Phones")."""
+    typed_mobile: str = ""
+    other_mobile: str = ""
+    problems: list[tuple[str, str]] = []
+    for phone in phones:
+        result = classify(phone.number, region)
+        if phone.kind == "M":
+            if result.kind == PhoneKind.MOBILE:
+                typed_mobile = typed_mobile or result.value
+            else:
+                problems.append((phone.number.strip(), f"typed as a mobile but {result.reason}"))
+        elif result.kind == PhoneKind.MOBILE and not other_mobile:
+            other_mobile = result.value
+    return MobileChoice(typed_mobile or other_mobile, tuple(problems))
+
+
+def normalise_mobile(raw: str, region: str = "GB") -> str:
+    """E.164 if ``raw`` is a mobile, else ""."""
+    result = classify(raw, region)
+    return result.value if result.kind == PhoneKind.MOBILE else ""

@@ -1,0 +1,120 @@
+"""The contact register: school members, linked adults and the links between them."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from homelink.schools.models import School
+
+
+class Source(models.TextChoices):
+    IMPORT = "import", "MIS import"
+    WEB = "web", "web registration"
+    MANUAL = "manual", "added by staff"
+
+
+class Member(models.Model):
+    """A school member: a student, or an adult member of the school (staff, governors)."""
+
+    class Kind(models.TextChoices):
+        STUDENT = "student"
+        ADULT = "adult"
+
+    class Role(models.TextChoices):
+        STUDENT = "student"
+        TEACHER = "teacher"
+        SUPPORT = "support", "support staff"
+        GOVERNOR = "governor"
+        BOARD = "board", "board member"
+        OTHER = "other"
+
+    class Status(models.TextChoices):
+        CURRENT = "current"
+        LEFT = "left"
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="members")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STUDENT)
+    #: UPN for students from a CTF; the MIS's own id otherwise (OneRoster sourcedId, CSV id).
+    mis_id = models.CharField("MIS id", max_length=64)
+    former_upn = models.CharField("former UPN", max_length=64, blank=True)
+    admission_no = models.CharField(max_length=32, blank=True)
+    forename = models.CharField(max_length=100)
+    surname = models.CharField(max_length=100)
+    year = models.CharField(max_length=8, blank=True)
+    reg_group = models.CharField("registration group", max_length=32, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    mobile = models.CharField(max_length=16, blank=True, help_text="E.164")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.CURRENT)
+    left_at = models.DateTimeField(null=True, blank=True)
+    registered = models.BooleanField(default=False)
+    opted_out = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["school", "mis_id"], name="member_unique_mis_id"),
+        ]
+        indexes = [models.Index(fields=["school", "kind", "status", "surname"])]
+
+    def __str__(self) -> str:
+        return f"{self.forename} {self.surname}"
+
+
+class Adult(models.Model):
+    """A linked adult: a parent, carer or other contact of one or more students."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="adults")
+    title = models.CharField(max_length=20, blank=True)
+    forename = models.CharField(max_length=100)
+    surname = models.CharField(max_length=100)
+    #: casefolded, accent-free "forename surname": what the identity rule compares.
+    name_key = models.CharField(max_length=201, db_index=True)
+    email = models.CharField(max_length=254, blank=True)
+    mobile = models.CharField(max_length=16, blank=True, help_text="E.164")
+    #: Who created the adult; details of an imported adult are MIS-owned until they register.
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.IMPORT)
+    registered = models.BooleanField(default=False)
+    opted_out = models.BooleanField(default=False)
+    #: The MIS flags a court order: held for review, receives nothing until staff review.
+    court_order = models.BooleanField(default=False)
+    held = models.BooleanField("held for review", default=False)
+    #: The MIS's id where the format has one (OneRoster).
+    mis_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["school", "name_key"])]
+
+    def __str__(self) -> str:
+        return f"{self.forename} {self.surname}"
+
+
+class Link(models.Model):
+    """Student ↔ adult."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="links")
+    student = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="links")
+    adult = models.ForeignKey(Adult, on_delete=models.CASCADE, related_name="links")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    priority = models.PositiveSmallIntegerField(null=True, blank=True)
+    prime = models.BooleanField(default=False)
+    #: Who made this link prime (or not): an import never changes a prime set by staff or by a
+    #: registration (rule 5). "" while the prime status follows the file.
+    prime_set_by = models.CharField(max_length=8, choices=Source.choices, blank=True)
+    relationship = models.CharField(max_length=32, blank=True)
+    parental_responsibility = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["student", "adult"], name="link_unique_pair"),
+        ]
+        indexes = [models.Index(fields=["school", "student"], condition=Q(prime=True), name="link_prime")]
+
+    def __str__(self) -> str:
+        return f"{self.adult_id} → {self.student_id} ({self.source})"

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class School(models.Model):
+    """The tenant: everything in the register belongs to exactly one school."""
+
+    urn = models.CharField("URN", max_length=12, unique=True)
+    name = models.CharField(max_length=200)
+    la_code = models.CharField("LA code", max_length=3, blank=True)
+    estab = models.CharField("establishment number", max_length=4, blank=True)
+    phone_region = models.CharField(
+        max_length=2, default="GB", help_text="ISO country whose numbering plan the MIS uses."
+    )
+    import_lower_priority = models.BooleanField(
+        "import lower-priority contacts",
+        default=False,
+        help_text="Also import priority 2 and below as non-prime parents.",
+    )
+    code_expiry_days = models.PositiveIntegerField(default=90)
+    sms_sender = models.CharField("SMS sender name", max_length=11, blank=True)
+    #: OneRoster has no URN: the org sourcedId seen at the school's first OneRoster import is
+    #: the identity later files must match (or be forced).
+    oneroster_org_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.urn})"
+
+    @property
+    def dfe_number(self) -> str:
+        return f"{self.la_code}{self.estab}" if self.la_code and self.estab else ""
