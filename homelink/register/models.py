@@ -114,7 +114,9 @@ class Link(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["student", "adult"], name="link_unique_pair"),
         ]
-        indexes = [models.Index(fields=["school", "student"], condition=Q(prime=True), name="link_prime")]
+        indexes = [
+            models.Index(fields=["school", "student"], condition=Q(prime=True), name="link_prime")
+        ]
 
     def __str__(self) -> str:
         return f"{self.adult_id} → {self.student_id} ({self.source})"

@@ -1,0 +1,147 @@
+"""A plan → the register, in one short write transaction.
+
+The plan was built from a snapshot read without locks, so a parent may have registered, opted
+out or become prime while the file was being read. Before writing, the few facts the rules hang
+on are read again under the write lock, and the plan yields to them: the import never overwrites
+what a person did in the meantime (rules 1, 4 and 5).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from homelink.mis.rules import Plan, Ref
+from homelink.register.models import Adult, Link, Member, Source
+from homelink.schools.models import School
+
+BATCH = 500
+PERSONAL = ("email", "mobile", "title", "forename", "surname")
+
+M = TypeVar("M", bound=models.Model)
+
+
+def apply_plan(plan: Plan) -> dict[str, int]:
+    """Write ``plan``; returns how many changes yielded to concurrent registrations."""
+    yielded = {"members": 0, "adults": 0, "primes": 0}
+    with transaction.atomic():
+        # Serialises with staff and registration actions that lock the school (PostgreSQL); on
+        # SQLite the IMMEDIATE transaction already holds the database's write lock.
+        School.objects.select_for_update().filter(pk=plan.school_id).exists()
+        now = timezone.now()
+        yielded["members"] = _yield_to_people(Member, plan.member_updates)
+        yielded["adults"] = _yield_to_people(Adult, plan.adult_updates)
+        yielded["primes"] = _yield_primes(plan)
+
+        member_ids = _create(Member, plan.member_creates, school_id=plan.school_id, now=now)
+        _update(Member, plan.member_updates, now)
+        if plan.leaving:
+            for chunk in _chunks(plan.leaving):
+                Member.objects.filter(pk__in=chunk, status=Member.Status.CURRENT).update(
+                    status=Member.Status.LEFT, left_at=now, updated_at=now
+                )
+
+        adult_ids = _create(Adult, plan.adult_creates, school_id=plan.school_id, now=now)
+        _update(Adult, plan.adult_updates, now)
+
+        for chunk in _chunks(plan.link_deletes):
+            # Only imported links: a link that became web or manual meanwhile stays (rule 5).
+            Link.objects.filter(pk__in=chunk, source=Source.IMPORT).delete()
+        _update(Link, plan.link_updates, now)
+        links = [
+            Link(
+                school_id=plan.school_id,
+                student_id=member_ids.get(student, student),
+                adult_id=adult_ids.get(adult, adult),
+                source=Source.IMPORT,
+                created_at=now,
+                updated_at=now,
+                **values,
+            )
+            for student, adult, values in plan.link_creates
+        ]
+        # A registration may have linked the same pair meanwhile: theirs stands.
+        Link.objects.bulk_create(links, batch_size=BATCH, ignore_conflicts=True)
+    return yielded
+
+
+def _yield_to_people(model: type[Member] | type[Adult], updates: dict[int, dict[str, Any]]) -> int:
+    """Drop personal-detail changes for people who registered or opted out since planning."""
+    candidates = [pk for pk, changes in updates.items() if any(f in changes for f in PERSONAL)]
+    count = 0
+    for chunk in _chunks(candidates):
+        owners = model.objects.filter(Q(registered=True) | Q(opted_out=True), pk__in=chunk)
+        for pk in owners.values_list("pk", flat=True):
+            changes = updates[pk]
+            for name in PERSONAL:
+                changes.pop(name, None)
+            if not changes:
+                del updates[pk]
+            count += 1
+    return count
+
+
+def _yield_primes(plan: Plan) -> int:
+    """A student who gained a prime parent from a registration or staff meanwhile keeps it, and
+    this import's priority-1 contacts for them do not become prime (rule 2)."""
+    taken: set[int] = set()
+    for chunk in _chunks(sorted(plan.new_prime_students)):
+        taken.update(
+            Link.objects.filter(student_id__in=chunk, prime=True)
+            .filter(~Q(source=Source.IMPORT) | ~Q(prime_set_by=""))
+            .values_list("student_id", flat=True)
+        )
+    if not taken:
+        return 0
+    plan.link_creates = [
+        (student, adult, values)
+        for student, adult, values in plan.link_creates
+        if not (student in taken and values["prime"])
+    ]
+    promoting = [pk for pk, changes in plan.link_updates.items() if changes.get("prime") is True]
+    student_of = dict(Link.objects.filter(pk__in=promoting).values_list("pk", "student_id"))
+    for pk in promoting:
+        if student_of.get(pk) in taken:
+            del plan.link_updates[pk]["prime"]
+    return len(taken)
+
+
+def _create(
+    model: type[M], creates: dict[Ref, dict[str, Any]], *, school_id: int, now: Any
+) -> dict[Ref, int]:
+    if not creates:
+        return {}
+    refs = list(creates)
+    objs = [
+        model(school_id=school_id, created_at=now, updated_at=now, **creates[ref]) for ref in refs
+    ]
+    model._default_manager.bulk_create(objs, batch_size=BATCH)
+    return {ref: obj.pk for ref, obj in zip(refs, objs, strict=True)}
+
+
+def _update(model: type[M], updates: dict[int, dict[str, Any]], now: Any) -> None:
+    """Grouped by the set of fields changed, so each group is one bulk statement per batch."""
+    groups: dict[tuple[str, ...], list[M]] = defaultdict(list)
+    for pk, changes in updates.items():
+        if not changes:
+            continue
+        fields = (*sorted(changes), "updated_at")
+        groups[fields].append(model(pk=pk, updated_at=now, **changes))
+    for fields, objs in groups.items():
+        model._default_manager.bulk_update(objs, list(fields), batch_size=BATCH)
+
+
+def _chunks(items: Iterable[int], size: int = BATCH) -> Iterable[list[int]]:
+    chunk: list[int] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,861 @@
+"""The import rules (product.md, "The import rules"): records + the register → a plan.
+
+Planning only reads. It loads the school's register once into compact in-memory state, walks the
+file's records, and decides every create, update, removal and skip with its reason. The plan is the
+preview; :mod:`homelink.mis.apply` writes it in one short transaction. Keeping the two apart means
+parents registering and workers are not locked out while a big file is read, and the console, the
+CLI and tests all see exactly the same plan.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from homelink.mis.phones import pick_mobile
+from homelink.mis.records import ContactRecord, FileHeader, Format, MemberRecord
+from homelink.register.identity import clean_text, name_key, normalise_email
+from homelink.register.models import Adult, Link, Member, Source
+from homelink.schools.models import School
+
+#: How many itemised entries of each kind the preview keeps; counts are always complete.
+DETAIL_LIMIT = 500
+
+RELATIONSHIPS = {
+    "PAM": "mother",
+    "PAF": "father",
+    "PAR": "parent",
+    "STM": "step-mother",
+    "STF": "step-father",
+    "FOM": "foster mother",
+    "FOF": "foster father",
+    "GRM": "grandmother",
+    "GRF": "grandfather",
+    "CAR": "carer",
+    "CHM": "childminder",
+    "DOC": "doctor",
+    "REL": "relative",
+    "SWR": "social worker",
+    "OTH": "other",
+    "PARENT": "parent",
+    "GUARDIAN": "guardian",
+    "RELATIVE": "relative",
+}
+
+
+def relationship_label(code: str) -> str:
+    code = code.strip()
+    if not code:
+        return ""
+    return RELATIONSHIPS.get(code.upper(), "other")
+
+
+class ImportRefused(Exception):
+    """The file is not one this school may import as asked (wrong school, leavers guard)."""
+
+
+# --- the register as the planner sees it -----------------------------------------------------
+
+
+@dataclass(slots=True)
+class MemberState:
+    id: int
+    kind: str
+    role: str
+    mis_id: str
+    former_upn: str
+    admission_no: str
+    forename: str
+    surname: str
+    year: str
+    reg_group: str
+    email: str
+    mobile: str
+    status: str
+    registered: bool
+    opted_out: bool
+
+
+MEMBER_FIELDS = list(MemberState.__slots__)
+
+
+@dataclass(slots=True)
+class AdultState:
+    id: int
+    title: str
+    forename: str
+    surname: str
+    name_key: str
+    email: str
+    mobile: str
+    source: str
+    registered: bool
+    opted_out: bool
+    court_order: bool
+    held: bool
+    mis_id: str
+
+
+ADULT_FIELDS = list(AdultState.__slots__)
+
+
+@dataclass(slots=True)
+class LinkState:
+    id: int
+    student_id: int
+    adult_id: int
+    source: str
+    priority: int | None
+    prime: bool
+    prime_set_by: str
+    relationship: str
+    parental_responsibility: bool
+
+
+LINK_FIELDS = list(LinkState.__slots__)
+
+
+@dataclass(slots=True)
+class Register:
+    members: dict[str, MemberState]
+    by_former: dict[str, MemberState]
+    by_admission: dict[str, MemberState]
+    adults: dict[int, AdultState]
+    by_adult_mis_id: dict[str, int]
+    links: dict[int, list[LinkState]]
+
+
+def load_register(school: School) -> Register:
+    """One query per table, compact rows: a 100,000-pupil school fits in memory this way."""
+    members: dict[str, MemberState] = {}
+    by_former: dict[str, MemberState] = {}
+    by_admission: dict[str, MemberState] = {}
+    for row in Member.objects.filter(school=school).values_list(*MEMBER_FIELDS).iterator(2000):
+        m = MemberState(*row)
+        members[m.mis_id] = m
+        if m.former_upn:
+            by_former[m.former_upn] = m
+        if m.admission_no:
+            by_admission[m.admission_no] = m
+    adults: dict[int, AdultState] = {}
+    by_adult_mis_id: dict[str, int] = {}
+    for row in Adult.objects.filter(school=school).values_list(*ADULT_FIELDS).iterator(2000):
+        a = AdultState(*row)
+        adults[a.id] = a
+        if a.mis_id:
+            by_adult_mis_id[a.mis_id] = a.id
+    links: dict[int, list[LinkState]] = defaultdict(list)
+    for row in Link.objects.filter(school=school).values_list(*LINK_FIELDS).iterator(2000):
+        link = LinkState(*row)
+        links[link.student_id].append(link)
+    return Register(members, by_former, by_admission, adults, by_adult_mis_id, links)
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+#: A member or adult is referred to by its id, or by a negative number while it is only planned.
+Ref = int
+
+
+@dataclass(slots=True)
+class Report:
+    """What the preview shows: complete counts, the first entries of each kind, the issues."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    details: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    issue_counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, action: str, what: str, label: str, reason: str = "", **extra: Any) -> None:
+        key = f"{what}_{action}"
+        self.counts[key] += 1
+        if reason:
+            self.reasons[f"{what} {action}: {reason}"] += 1
+        bucket = self.details[action]
+        if len(bucket) < DETAIL_LIMIT:
+            entry: dict[str, Any] = {"what": what, "who": label}
+            if reason:
+                entry["reason"] = reason
+            entry.update(extra)
+            bucket.append(entry)
+
+    def issue(self, kind: str, message: str, *, student: str = "", where: str = "") -> None:
+        self.issue_counts[kind] += 1
+        if len(self.issues) < DETAIL_LIMIT * 4:
+            item = {"kind": kind, "message": message}
+            if student:
+                item["student"] = student
+            if where:
+                item["where"] = where
+            self.issues.append(item)
+
+
+@dataclass(slots=True)
+class Plan:
+    school_id: int
+    header: FileHeader
+    students_whole_roll: bool
+    staff_whole_roll: bool
+    links_removable: bool
+    member_creates: dict[Ref, dict[str, Any]] = field(default_factory=dict)
+    member_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    adult_creates: dict[Ref, dict[str, Any]] = field(default_factory=dict)
+    adult_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    link_creates: list[tuple[Ref, Ref, dict[str, Any]]] = field(default_factory=list)
+    link_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    link_deletes: list[int] = field(default_factory=list)
+    #: Existing students given a prime parent by this import: re-checked when applying, in case
+    #: a parent registered (and became prime) while the file was being read.
+    new_prime_students: set[int] = field(default_factory=set)
+    leaving: list[int] = field(default_factory=list)
+    current_students: int = 0
+    report: Report = field(default_factory=Report)
+
+    @property
+    def leaving_students(self) -> int:
+        return self.report.counts["student_left"]
+
+    @property
+    def leaver_share(self) -> float:
+        return self.leaving_students / self.current_students if self.current_students else 0.0
+
+    @property
+    def has_writes(self) -> bool:
+        return bool(
+            self.member_creates
+            or self.member_updates
+            or self.adult_creates
+            or self.adult_updates
+            or self.link_creates
+            or self.link_updates
+            or self.link_deletes
+            or self.leaving
+        )
+
+    def summary(self) -> dict[str, Any]:
+        counts = self.report.counts
+        return {
+            "students": {
+                "created": counts["student_create"],
+                "updated": counts["student_update"],
+                "unchanged": counts["student_unchanged"],
+                "rejoined": counts["student_rejoin"],
+                "left": counts["student_left"],
+                "skipped": counts["student_skip"],
+            },
+            "staff": {
+                "created": counts["staff_create"],
+                "updated": counts["staff_update"],
+                "unchanged": counts["staff_unchanged"],
+                "left": counts["staff_left"],
+                "skipped": counts["staff_skip"],
+            },
+            "adults": {
+                "created": counts["adult_create"],
+                "updated": counts["adult_update"],
+                "skipped": counts["adult_skip"],
+            },
+            "links": {
+                "created": counts["link_create"],
+                "updated": counts["link_update"],
+                "removed": counts["link_remove"],
+                "skipped": counts["link_skip"],
+            },
+            "whole_roll": self.students_whole_roll,
+            "links_removable": self.links_removable,
+            "current_students": self.current_students,
+            "leaver_share": round(self.leaver_share, 4),
+            "reasons": dict(sorted(self.report.reasons.items())),
+            "data_issues": dict(sorted(self.report.issue_counts.items())),
+            "details": dict(self.report.details),
+        }
+
+
+# --- deciding ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    update_only: bool = False
+    confirm_leavers: bool = False
+    force: bool = False
+
+
+def check_school(school: School, header: FileHeader, options: ImportOptions) -> str:
+    """Which kind of file this is for the school: "own", "transfer-in", "forced" or "own"-like
+    for formats without a school id. Raises :class:`ImportRefused` for another school's file."""
+    if header.format == Format.CTF:
+        if _same_school(school, header.source_urn, header.source_la, header.source_estab):
+            return "own"
+        if _same_school(school, header.dest_urn, header.dest_la, header.dest_estab):
+            return "transfer-in"
+        if options.force:
+            return "forced"
+        raise ImportRefused(
+            f"this CTF was written by {header.source_name or 'another school'} "
+            f"(URN {header.source_urn or '?'}, DfE {header.source_la}{header.source_estab}) for "
+            f"URN {header.dest_urn or '?'} (DfE {header.dest_la}{header.dest_estab}); "
+            f"neither is {school.name} (URN {school.urn}). Use --force if this is really meant."
+        )
+    if header.format == Format.ONEROSTER and school.oneroster_org_id and header.org_ids:
+        known = set(school.oneroster_org_id.split(","))
+        if not known.intersection(header.org_ids):
+            if options.force:
+                return "forced"
+            raise ImportRefused(
+                f"this OneRoster export is for org {', '.join(header.org_ids)}, but "
+                f"{school.name} imported org {school.oneroster_org_id} before. "
+                "Use --force if the MIS really changed."
+            )
+    return "own"
+
+
+def _same_school(school: School, urn: str, la: str, estab: str) -> bool:
+    urn = urn.strip()
+    if urn and urn.isdigit() and urn == school.urn:
+        return True
+    return bool(
+        school.la_code
+        and school.estab
+        and la.strip() == school.la_code
+        and estab.strip() == school.estab
+    )
+
+
+class Planner:
+    """Builds a :class:`Plan` from one file's records against the loaded register."""
+
+    def __init__(
+        self,
+        school: School,
+        header: FileHeader,
+        register: Register,
+        options: ImportOptions,
+        relation: str,
+    ) -> None:
+        self.school = school
+        self.region = school.phone_region or "GB"
+        self.register = register
+        self.options = options
+        qualifier = header.qualifier.lower()
+        adds_only = (
+            options.update_only
+            or relation != "own"
+            or (header.format == Format.CTF and qualifier != "full")
+            or (header.format == Format.ONEROSTER and qualifier == "delta")
+        )
+        self.plan = Plan(
+            school_id=school.pk,
+            header=header,
+            students_whole_roll=not adds_only and header.carries_students,
+            staff_whole_roll=not adds_only and header.carries_staff,
+            links_removable=not adds_only and header.carries_contacts,
+        )
+        self.report = self.plan.report
+        self._new_refs = itertools.count(-1, -1)
+        self._seen_members: set[Ref] = set()
+        # Cross-sibling identity: name → candidate adults with every email and mobile they are
+        # known by (in the register and in this file so far).
+        self._by_name: dict[str, list[Ref]] = defaultdict(list)
+        self._known_details: dict[Ref, set[str]] = defaultdict(set)
+        for adult in register.adults.values():
+            self._by_name[adult.name_key].append(adult.id)
+            self._note_details(adult.id, adult.email, adult.mobile)
+        # An adult's details as this file states them, first statement wins.
+        self._adult_file_details: dict[Ref, tuple[str, str]] = {}
+        self._done_adults: set[Ref] = set()
+
+    # -- members ------------------------------------------------------------------------------
+
+    def add(self, record: MemberRecord) -> None:
+        state = self._find_member(record)
+        kind = "student" if record.is_student else "staff"
+        label = f"{clean_text(record.forename)} {clean_text(record.surname)} ({record.mis_id})"
+        if state is not None and state.id in self._seen_members:
+            self.report.add("skip", kind, label, "listed twice in the file")
+            self.report.issue("duplicate_member", f"{label} is listed twice", where=record.where)
+            return
+        if state is None:
+            ref = self._create_member(record, label)
+        else:
+            ref = state.id
+            self._update_member(state, record, label)
+        self._seen_members.add(ref)
+        if record.is_student and record.contacts is not None and self.plan.header.carries_contacts:
+            self._plan_contacts(ref, record, label)
+
+    def _find_member(self, record: MemberRecord) -> MemberState | None:
+        reg = self.register
+        mis_id = record.mis_id
+        state = reg.members.get(mis_id)
+        if state is None:
+            for former in record.former_ids:
+                state = reg.members.get(former) or reg.by_former.get(former)
+                if state is not None:
+                    break
+        if state is None and record.admission_no:
+            state = reg.by_admission.get(record.admission_no)
+        if state is None:
+            state = reg.by_former.get(mis_id)
+        return state
+
+    def _member_fields(self, record: MemberRecord, label: str) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "forename": clean_text(record.forename),
+            "surname": clean_text(record.surname),
+            "role": record.role.value,
+        }
+        if record.year is not None:
+            values["year"] = clean_text(record.year)
+        if record.reg_group is not None:
+            values["reg_group"] = clean_text(record.reg_group)
+        if record.admission_no:
+            values["admission_no"] = record.admission_no
+        if record.email is not None:
+            email = normalise_email(record.email)
+            if email is None:
+                self.report.issue(
+                    "invalid_email", f"{label}: the email is not an address", where=record.where
+                )
+                email = ""
+            values["email"] = email
+        if record.phones is not None:
+            choice = pick_mobile(record.phones, self.region)
+            for number, reason in choice.problems:
+                self.report.issue(
+                    "not_mobile", f"{label}: {number} is {reason}", where=record.where
+                )
+            values["mobile"] = choice.mobile
+        return values
+
+    def _create_member(self, record: MemberRecord, label: str) -> Ref:
+        ref = next(self._new_refs)
+        values = self._member_fields(record, label)
+        values.update(
+            mis_id=record.mis_id,
+            kind=Member.Kind.STUDENT if record.is_student else Member.Kind.ADULT,
+            former_upn=record.former_ids[0] if record.former_ids else "",
+        )
+        self.plan.member_creates[ref] = values
+        self.report.add("create", "student" if record.is_student else "staff", label)
+        return ref
+
+    def _update_member(self, state: MemberState, record: MemberRecord, label: str) -> None:
+        kind = "student" if record.is_student else "staff"
+        values = self._member_fields(record, label)
+        if state.registered or state.opted_out:
+            # Rule 1 and rule 4: their own details are theirs, or stay out.
+            held_back = [
+                f for f in ("email", "mobile") if f in values and values[f] != getattr(state, f)
+            ]
+            for f in ("email", "mobile"):
+                values.pop(f, None)
+            if held_back:
+                why = "registered: keeps their own details" if state.registered else "opted out"
+                self.report.add("skip", kind, label, why, fields=held_back)
+        if state.mis_id != record.mis_id:
+            values["mis_id"] = record.mis_id
+            values["former_upn"] = state.mis_id
+        changes = {k: v for k, v in values.items() if getattr(state, k) != v}
+        if state.status == Member.Status.LEFT:
+            changes["status"] = Member.Status.CURRENT
+            changes["left_at"] = None
+            self.report.add("rejoin", kind, label, "back in the file")
+        if changes:
+            self.plan.member_updates[state.id] = changes
+            self.report.add(
+                "update", kind, label, fields=sorted(k for k in changes if k != "left_at")
+            )
+        else:
+            self.report.add("unchanged", kind, label)
+
+    def finish_members(self) -> None:
+        """Rule 6: a member missing from a whole-roll export is marked left, never deleted."""
+        for state in self.register.members.values():
+            if state.status != Member.Status.CURRENT:
+                continue
+            is_student = state.kind == Member.Kind.STUDENT
+            if is_student:
+                self.plan.current_students += 1
+            whole_roll = self.plan.students_whole_roll if is_student else self.plan.staff_whole_roll
+            if whole_roll and state.id not in self._seen_members:
+                self.plan.leaving.append(state.id)
+                kind = "student" if is_student else "staff"
+                label = f"{state.forename} {state.surname} ({state.mis_id})"
+                self.report.add("left", kind, label, "not in this whole-roll export")
+
+    # -- contacts -----------------------------------------------------------------------------
+
+    def _note_details(self, ref: Ref, email: str, mobile: str) -> None:
+        if email:
+            self._known_details[ref].add(email)
+        if mobile:
+            self._known_details[ref].add(mobile)
+
+    def _plan_contacts(self, student: Ref, record: MemberRecord, label: str) -> None:
+        assert record.contacts is not None
+        existing = self.register.links.get(student, []) if student > 0 else []
+        linked = {link.adult_id: link for link in existing}
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for link in existing:
+            adult = self.register.adults[link.adult_id]
+            by_key[adult.name_key].append(adult.id)
+
+        # Resolve each contact to an adult (existing, planned, or new) — rule 7.
+        wanted: dict[Ref, ContactRecord] = {}
+        details: dict[Ref, tuple[str, str]] = {}
+        for contact in record.contacts:
+            resolved = self._resolve_contact(contact, by_key, label)
+            if resolved is None:
+                continue
+            ref, email, mobile = resolved
+            if ref in wanted:
+                self.report.add(
+                    "skip",
+                    "link",
+                    self._contact_label(contact, label),
+                    "listed twice for this student",
+                )
+                continue
+            wanted[ref] = contact
+            details[ref] = (email, mobile)
+
+        self._check_priorities(record, label)
+
+        # Removals first (rule 6), so a new priority 1 is promoted in this same import.
+        had_prime = False
+        updates: dict[int, dict[str, Any]] = {}
+        for link in existing:
+            listed = wanted.get(link.adult_id)
+            follows_file = link.source == Source.IMPORT and not link.prime_set_by
+            if listed is None:
+                who = self._adult_label(link.adult_id, label)
+                if link.source != Source.IMPORT:
+                    pass  # rule 5: web and manual links are never removed by an import
+                elif not follows_file:
+                    self.report.add(
+                        "skip",
+                        "link",
+                        who,
+                        "not in the MIS, but staff set its prime: left for staff",
+                    )
+                elif self.plan.links_removable:
+                    self.plan.link_deletes.append(link.id)
+                    self.report.add("remove", "link", who, "contact no longer in the MIS")
+                    continue
+                else:
+                    self.report.add(
+                        "skip", "link", who, "not in the file; this import never removes links"
+                    )
+                had_prime = had_prime or link.prime
+                continue
+            if link.source != Source.IMPORT:
+                who = self._contact_label(listed, label)
+                self.report.add(
+                    "skip",
+                    "link",
+                    who,
+                    f"linked by {Source(link.source).label}: the import leaves it alone",
+                )
+                had_prime = had_prime or link.prime
+                continue
+            # An imported link follows the file: priority, relationship, and the prime status of
+            # a priority-1 link (unless staff or a registration set its prime).
+            changes: dict[str, Any] = {}
+            relationship = relationship_label(listed.relationship)
+            if link.priority != listed.priority:
+                changes["priority"] = listed.priority
+            if link.relationship != relationship:
+                changes["relationship"] = relationship
+            if link.parental_responsibility != listed.parental_responsibility:
+                changes["parental_responsibility"] = listed.parental_responsibility
+            prime = link.prime
+            if follows_file and prime and listed.priority != 1:
+                changes["prime"] = prime = False
+            updates[link.id] = changes
+            had_prime = had_prime or prime
+
+        # Rule 2 (priority 1 → prime, for a student with no prime), then rule 3.
+        for ref, contact in wanted.items():
+            who = self._contact_label(contact, label)
+            current = linked.get(ref)
+            if current is not None:
+                if (
+                    current.source == Source.IMPORT
+                    and not current.prime_set_by
+                    and contact.priority == 1
+                    and not current.prime
+                    and not had_prime
+                ):
+                    updates[current.id]["prime"] = True
+                    self.plan.new_prime_students.add(student)
+                if (
+                    current.source == Source.IMPORT
+                    or self.register.adults[ref].source == Source.IMPORT
+                ):
+                    self._commit_adult(ref, contact, details[ref], who, record)
+                continue
+            if contact.priority == 1 and not had_prime:
+                prime = True
+            elif contact.priority == 1:
+                self.report.add("skip", "link", who, "the student already has a prime parent")
+                continue
+            elif self.school.import_lower_priority:
+                prime = False
+            else:
+                self.report.add(
+                    "skip", "link", who, "lower-priority contacts are not imported (school setting)"
+                )
+                continue
+            self._commit_adult(ref, contact, details[ref], who, record)
+            self.plan.link_creates.append(
+                (
+                    student,
+                    ref,
+                    {
+                        "priority": contact.priority,
+                        "prime": prime,
+                        "relationship": relationship_label(contact.relationship),
+                        "parental_responsibility": contact.parental_responsibility,
+                    },
+                )
+            )
+            if prime and student > 0:
+                self.plan.new_prime_students.add(student)
+            self.report.add("create", "link", who, "prime parent" if prime else "non-prime contact")
+
+        for link_id, changes in updates.items():
+            if changes:
+                self.plan.link_updates[link_id] = changes
+                self.report.add("update", "link", label, fields=sorted(changes))
+
+    def _check_priorities(self, record: MemberRecord, label: str) -> None:
+        assert record.contacts is not None
+        firsts = [c for c in record.contacts if c.priority == 1]
+        if len(firsts) > 1:
+            self.report.issue(
+                "priority1_tie",
+                f"{label}: {len(firsts)} contacts at priority 1; all become prime",
+                student=record.mis_id,
+                where=record.where,
+            )
+        elif not firsts and record.contacts:
+            self.report.issue(
+                "no_priority1",
+                f"{label}: no contact has priority 1, so none becomes prime",
+                student=record.mis_id,
+                where=record.where,
+            )
+
+    def _resolve_contact(
+        self, contact: ContactRecord, linked_by_key: dict[str, list[int]], label: str
+    ) -> tuple[Ref, str, str] | None:
+        key = name_key(contact.forename, contact.surname)
+        who = self._contact_label(contact, label)
+        if not key:
+            self.report.add("skip", "adult", who, "no name")
+            return None
+        email = normalise_email(contact.email)
+        if email is None:
+            self.report.issue(
+                "invalid_email", f"{who}: the email is not an address", where=contact.where
+            )
+            email = ""
+        choice = pick_mobile(contact.phones, self.region)
+        for number, reason in choice.problems:
+            self.report.issue("not_mobile", f"{who}: {number} is {reason}", where=contact.where)
+        mobile = choice.mobile
+
+        # The MIS's own contact id, where the format has one, is the strongest evidence.
+        if contact.mis_id:
+            known = self.register.by_adult_mis_id.get(contact.mis_id)
+            if known is not None:
+                return known, email, mobile
+        # Within one student: same student and same normalised name.
+        same = linked_by_key.get(key, [])
+        if len(same) == 1:
+            return same[0], email, mobile
+        if len(same) > 1:
+            self.report.add(
+                "skip", "adult", who, "ambiguous: several adults of this student have this name"
+            )
+            self.report.issue(
+                "ambiguous_match",
+                f"{who}: several linked adults share this name",
+                where=contact.where,
+            )
+            return None
+        # Across siblings: the same name and a shared email or mobile; names alone never merge.
+        mine = {d for d in (email, mobile) if d}
+        candidates = [ref for ref in self._by_name.get(key, []) if mine & self._known_details[ref]]
+        if len(candidates) > 1:
+            self.report.add(
+                "skip", "adult", who, "ambiguous: several adults match this name and details"
+            )
+            self.report.issue(
+                "ambiguous_match",
+                f"{who}: {len(candidates)} adults share this name and an email or mobile",
+                where=contact.where,
+            )
+            return None
+        if candidates:
+            return candidates[0], email, mobile
+        ref = next(self._new_refs)
+        self._by_name[key].append(ref)
+        self._note_details(ref, email, mobile)
+        self.plan.adult_creates[ref] = {}  # filled by _commit_adult if a link needs the adult
+        return ref, email, mobile
+
+    def _commit_adult(
+        self,
+        ref: Ref,
+        contact: ContactRecord,
+        details: tuple[str, str],
+        who: str,
+        record: MemberRecord,
+    ) -> None:
+        """Create or update the adult behind a link this import keeps or makes (rules 1, 4, 6, 9)."""
+        email, mobile = details
+        title = clean_text(contact.title)
+        forename, surname = clean_text(contact.forename), clean_text(contact.surname)
+        if ref < 0:
+            if self.plan.adult_creates.get(ref):
+                return
+            self.plan.adult_creates[ref] = {
+                "title": title,
+                "forename": forename,
+                "surname": surname,
+                "name_key": name_key(forename, surname),
+                "email": email,
+                "mobile": mobile,
+                "court_order": contact.court_order,
+                "held": contact.court_order,
+                "mis_id": contact.mis_id,
+            }
+            self._adult_file_details[ref] = details
+            self.report.add(
+                "create",
+                "adult",
+                who,
+                "held for review (court order)" if contact.court_order else "",
+            )
+            if contact.court_order:
+                self.report.issue(
+                    "held_for_review",
+                    f"{who}: court order in the MIS; held for review",
+                    student=record.mis_id,
+                    where=contact.where,
+                )
+            if not email and not mobile:
+                self.report.issue(
+                    "no_details",
+                    f"{who}: no email and no mobile",
+                    student=record.mis_id,
+                    where=contact.where,
+                )
+            return
+        adult = self.register.adults[ref]
+        self._note_details(ref, email, mobile)
+        first = self._adult_file_details.setdefault(ref, details)
+        if first != details:
+            self.report.issue(
+                "conflicting_details",
+                f"{who}: the file gives this adult different details under another student; the first is kept",
+                student=record.mis_id,
+                where=contact.where,
+            )
+            return
+        if ref in self._done_adults:
+            return
+        changes: dict[str, Any] = {}
+        if contact.court_order and not adult.court_order:
+            changes.update(court_order=True, held=True)
+            self.report.issue(
+                "held_for_review",
+                f"{who}: court order in the MIS; held for review",
+                student=record.mis_id,
+                where=contact.where,
+            )
+        elif not contact.court_order and adult.court_order:
+            changes["court_order"] = False
+        if adult.source != Source.IMPORT:
+            pass  # staff or the adult made this record: its details are not the MIS's
+        elif adult.opted_out:
+            if (email, mobile) != (adult.email, adult.mobile):
+                self.report.add("skip", "adult", who, "opted out: details not imported")
+        elif adult.registered:
+            if (email, mobile) != (adult.email, adult.mobile):
+                self.report.add("skip", "adult", who, "registered: keeps their own details")
+        else:
+            wanted = {
+                "title": title,
+                "forename": forename,
+                "surname": surname,
+                "email": email,
+                "mobile": mobile,
+            }
+            changes.update({k: v for k, v in wanted.items() if getattr(adult, k) != v})
+        self._done_adults.add(ref)
+        if changes:
+            self.plan.adult_updates[ref] = changes
+            self.report.add("update", "adult", who, fields=sorted(changes))
+
+    def _contact_label(self, contact: ContactRecord, student_label: str) -> str:
+        return f"{clean_text(contact.forename)} {clean_text(contact.surname)}, contact of {student_label}"
+
+    def _adult_label(self, adult_id: int, student_label: str) -> str:
+        adult = self.register.adults[adult_id]
+        return f"{adult.forename} {adult.surname}, contact of {student_label}"
+
+
+def build_plan(
+    school: School,
+    header: FileHeader,
+    members: Iterable[MemberRecord],
+    options: ImportOptions,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Plan:
+    """Read every record and decide everything; writes nothing."""
+    relation = check_school(school, header, options)
+    planner = Planner(school, header, load_register(school), options, relation)
+    if relation == "transfer-in":
+        planner.report.reasons[
+            "file: a transfer-in (this school is the destination): adds and updates only"
+        ] += 1
+    elif relation == "forced":
+        planner.report.reasons[
+            "file: another school's, imported with --force: adds and updates only"
+        ] += 1
+    for count, record in enumerate(members, 1):
+        planner.add(record)
+        if progress is not None and count % 200 == 0:
+            progress(count)
+    planner.finish_members()
+    plan = planner.plan
+    # Planned adults that no link ended up needing are not created.
+    plan.adult_creates = {ref: v for ref, v in plan.adult_creates.items() if v}
+    guard = settings.HOMELINK_LEAVER_GUARD
+    if plan.leaver_share > guard and not options.confirm_leavers:
+        raise LeaverGuardStop(plan)
+    return plan
+
+
+class LeaverGuardStop(ImportRefused):
+    """A whole-roll import would mark more than the guard's share of current students as left."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        super().__init__(
+            f"this import would mark {plan.leaving_students} of {plan.current_students} current "
+            f"students ({plan.leaver_share:.0%}) as left, more than "
+            f"{settings.HOMELINK_LEAVER_GUARD:.0%}. Was only part of the school exported? "
+            "Nothing was changed. Run again with --confirm-leavers if this is right, "
+            "or with --update-only to add and update without marking anyone left."
+        )

@@ -1,0 +1,85 @@
+"""Writes to the school itself: creating it and changing its settings."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from homelink.audit.services import audit_record
+from homelink.schools.models import School
+
+SETTABLE = {"name", "import_lower_priority", "code_expiry_days", "sms_sender", "phone_region"}
+
+
+def _validate(values: dict[str, Any]) -> None:
+    region = values.get("phone_region")
+    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(
+            f"{region!r} is not a country code libphonenumber knows (e.g. GB, GG, JE, IM, US)"
+        )
+    urn = values.get("urn")
+    if urn is not None and not re.fullmatch(r"\d{6,8}", urn):
+        raise ValidationError("a URN is six (or more) digits")
+    la, estab = values.get("la_code"), values.get("estab")
+    if la and not re.fullmatch(r"\d{3}", la):
+        raise ValidationError("an LA code is three digits")
+    if estab and not re.fullmatch(r"\d{4}", estab):
+        raise ValidationError("an establishment number is four digits")
+    name = values.get("name")
+    if name is not None and not name.strip():
+        raise ValidationError("the school needs a name")
+
+
+def school_create(
+    *,
+    urn: str,
+    name: str,
+    la_code: str = "",
+    estab: str = "",
+    phone_region: str = "GB",
+    actor: str = "cli",
+) -> School:
+    values = {
+        "urn": urn.strip(),
+        "name": name.strip(),
+        "la_code": la_code.strip(),
+        "estab": estab.strip(),
+        "phone_region": phone_region.strip().upper(),
+    }
+    _validate(values)
+    with transaction.atomic():
+        if School.objects.filter(urn=values["urn"]).exists():
+            raise ValidationError(f"a school with URN {values['urn']} already exists")
+        school = School.objects.create(**values)
+        audit_record(school=school, actor_label=actor, action="school.created", obj=school)
+    return school
+
+
+def school_update(*, school: School, actor: str = "cli", **values: Any) -> School:
+    unknown = set(values) - SETTABLE
+    if unknown:
+        raise ValidationError(f"not a school setting: {', '.join(sorted(unknown))}")
+    if "phone_region" in values:
+        values["phone_region"] = str(values["phone_region"]).strip().upper()
+    _validate(values)
+    with transaction.atomic():
+        locked = School.objects.select_for_update().get(pk=school.pk)
+        changed = [k for k, v in values.items() if getattr(locked, k) != v]
+        for key in changed:
+            setattr(locked, key, values[key])
+        if changed:
+            locked.save(update_fields=changed)
+            audit_record(
+                school=locked,
+                actor_label=actor,
+                action="school.settings_changed",
+                obj=locked,
+                detail={"fields": changed},
+            )
+    for key in changed:
+        setattr(school, key, values[key])
+    return school
