@@ -77,7 +77,9 @@ def classify(raw: str, region: str = "GB") -> Phone:
     if is_fictional(e164):
         return Phone(PhoneKind.MOBILE, e164)
     if not phonenumbers.is_valid_number(parsed):
-        return Phone(PhoneKind.INVALID, text, "not a valid number (too short, too long or unallocated)")
+        return Phone(
+            PhoneKind.INVALID, text, "not a valid number (too short, too long or unallocated)"
+        )
     kind = phonenumbers.number_type(parsed)
     if kind in _MOBILE_TYPES:
         return Phone(PhoneKind.MOBILE, e164)

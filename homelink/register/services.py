@@ -111,11 +111,15 @@ def link_set_prime(*, link: Link, prime: bool, by: str, actor: str) -> Link:
     return locked
 
 
-def person_opt_out(*, person: Adult | Member, opted_out: bool, actor: str, requested_by_person: bool) -> None:
+def person_opt_out(
+    *, person: Adult | Member, opted_out: bool, actor: str, requested_by_person: bool
+) -> None:
     """Record a full opt-out (or its undoing). A person's own opt-out is undone only at their
     request, which the audit trail shows."""
     if not opted_out and not requested_by_person:
-        raise ValidationError("an opt-out is undone only at the request of the person who opted out")
+        raise ValidationError(
+            "an opt-out is undone only at the request of the person who opted out"
+        )
     with transaction.atomic():
         model = type(person)
         model.objects.filter(pk=person.pk).update(opted_out=opted_out)
@@ -134,4 +138,6 @@ def person_mark_registered(*, person: Adult | Member, actor: str) -> None:
     with transaction.atomic():
         type(person).objects.filter(pk=person.pk).update(registered=True)
         person.registered = True
-        audit_record(school=person.school, actor_label=actor, action="person.registered", obj=person)
+        audit_record(
+            school=person.school, actor_label=actor, action="person.registered", obj=person
+        )

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from homelink.mis.records import ContactRecord, FileHeader, Format, MemberRecord, ParsedFile, PhoneRecord, Role
+from homelink.mis.records import (
+    ContactRecord,
+    FileHeader,
+    Format,
+    MemberRecord,
+    ParsedFile,
+    PhoneRecord,
+    Role,
+)
 from homelink.mis.services import ImportOutcome, import_parsed
 from homelink.register.models import Adult, Link, Member
 from homelink.schools.models import School
@@ -57,8 +65,12 @@ def pupil(
     )
 
 
-def staff(mis_id: str, forename: str, surname: str, role: Role = Role.TEACHER, email: str = "") -> MemberRecord:
-    return MemberRecord(mis_id=mis_id, forename=forename, surname=surname, role=role, email=email, phones=())
+def staff(
+    mis_id: str, forename: str, surname: str, role: Role = Role.TEACHER, email: str = ""
+) -> MemberRecord:
+    return MemberRecord(
+        mis_id=mis_id, forename=forename, surname=surname, role=role, email=email, phones=()
+    )
 
 
 def own_ctf(school: School, **kw: Any) -> FileHeader:
@@ -87,7 +99,9 @@ def links_of(school: School, upn: str) -> list[tuple[str, str, int | None, bool]
     student = Member.objects.get(school=school, mis_id=upn)
     return [
         (link.adult.forename, link.source, link.priority, link.prime)
-        for link in Link.objects.filter(student=student).select_related("adult").order_by("priority", "adult__forename")
+        for link in Link.objects.filter(student=student)
+        .select_related("adult")
+        .order_by("priority", "adult__forename")
     ]
 
 

@@ -10,7 +10,13 @@ from homelink.mis.rules import ImportRefused, LeaverGuardStop
 from homelink.mis.services import ImportBusy, import_parsed
 from homelink.mis.tests.factories import adult, contact, links_of, own_ctf, pupil, run_import, staff
 from homelink.register.models import Adult, Link, Member, Source
-from homelink.register.services import adult_create, link_add, link_set_prime, person_mark_registered, person_opt_out
+from homelink.register.services import (
+    adult_create,
+    link_add,
+    link_set_prime,
+    person_mark_registered,
+    person_opt_out,
+)
 from homelink.schools.models import School
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +40,12 @@ def family(upn: str = "A100000000001", *contacts, **kw) -> MemberRecord:
 def test_rule1_sets_member_details_from_the_file(school: School) -> None:
     run_import(school, [family(email="sam@example.org", mobile="07700 900050")])
     sam = Member.objects.get(mis_id="A100000000001")
-    assert (sam.email, sam.mobile, sam.kind, sam.year) == ("sam@example.org", "+447700900050", "student", "7")
+    assert (sam.email, sam.mobile, sam.kind, sam.year) == (
+        "sam@example.org",
+        "+447700900050",
+        "student",
+        "7",
+    )
 
     run_import(school, [family(email="sam.smith@example.org", mobile="07700 900051")])
     sam.refresh_from_db()
@@ -56,10 +67,17 @@ def test_rule1_never_changes_a_registered_members_details(school: School) -> Non
 # Rule 2 -----------------------------------------------------------------------------------------
 
 
-def test_rule2_priority_one_becomes_prime_and_lower_priorities_are_skipped_by_default(school: School) -> None:
+def test_rule2_priority_one_becomes_prime_and_lower_priorities_are_skipped_by_default(
+    school: School,
+) -> None:
     outcome = run_import(school, [family()])
     assert links_of(school, "A100000000001") == [("Mary", "import", 1, True)]
-    assert outcome.summary["reasons"]["link skip: lower-priority contacts are not imported (school setting)"] == 1
+    assert (
+        outcome.summary["reasons"][
+            "link skip: lower-priority contacts are not imported (school setting)"
+        ]
+        == 1
+    )
     mary = adult(school, "Mary")
     assert (mary.email, mary.mobile, mary.source) == ("mary@example.org", "+447700900001", "import")
 
@@ -67,16 +85,27 @@ def test_rule2_priority_one_becomes_prime_and_lower_priorities_are_skipped_by_de
 def test_rule2_ties_at_priority_one_all_become_prime_and_are_a_data_issue(school: School) -> None:
     outcome = run_import(
         school,
-        [family("A100000000001", contact(1, "Mary", "Smith", mobile=MUM), contact(1, "John", "Smith", mobile=DAD))],
+        [
+            family(
+                "A100000000001",
+                contact(1, "Mary", "Smith", mobile=MUM),
+                contact(1, "John", "Smith", mobile=DAD),
+            )
+        ],
     )
-    assert links_of(school, "A100000000001") == [("John", "import", 1, True), ("Mary", "import", 1, True)]
+    assert links_of(school, "A100000000001") == [
+        ("John", "import", 1, True),
+        ("Mary", "import", 1, True),
+    ]
     assert outcome.summary["data_issues"] == {"priority1_tie": 1}
 
 
 def test_rule2_student_with_a_prime_parent_gets_no_imported_prime(school: School) -> None:
     run_import(school, [pupil("A100000000001", "Sam", "Smith")])
     sam = Member.objects.get(mis_id="A100000000001")
-    web = adult_create(school=school, forename="Pat", surname="Jones", source=Source.WEB, actor="test")
+    web = adult_create(
+        school=school, forename="Pat", surname="Jones", source=Source.WEB, actor="test"
+    )
     link_add(student=sam, adult=web, source=Source.WEB, prime=True, actor="test")
 
     outcome = run_import(school, [family()])
@@ -92,7 +121,10 @@ def test_rule3_lower_priorities_import_as_non_prime_when_the_school_asks(school:
     school.import_lower_priority = True
     school.save()
     run_import(school, [family()])
-    assert links_of(school, "A100000000001") == [("Mary", "import", 1, True), ("John", "import", 2, False)]
+    assert links_of(school, "A100000000001") == [
+        ("Mary", "import", 1, True),
+        ("John", "import", 2, False),
+    ]
 
 
 # Rule 4 -----------------------------------------------------------------------------------------
@@ -104,7 +136,8 @@ def test_rule4_an_opted_out_adults_details_stay_out_on_every_later_import(school
     person_opt_out(person=mary, opted_out=True, actor="test", requested_by_person=True)
 
     changed = family(
-        "A100000000001", contact(1, "Mary", "Smith", email="mary.new@example.org", mobile="07700 900099")
+        "A100000000001",
+        contact(1, "Mary", "Smith", email="mary.new@example.org", mobile="07700 900099"),
     )
     outcome = run_import(school, [changed])
     mary.refresh_from_db()
@@ -120,14 +153,25 @@ def test_rule4_an_opted_out_adults_details_stay_out_on_every_later_import(school
 
 def test_changeover_an_import_changes_nothing_of_web_and_manual_links(school: School) -> None:
     """A school that registered parents on the web first, and linked some by hand, then imports."""
-    run_import(school, [pupil("A100000000001", "Sam", "Smith"), pupil("A100000000002", "Ann", "Bell")])
+    run_import(
+        school, [pupil("A100000000001", "Sam", "Smith"), pupil("A100000000002", "Ann", "Bell")]
+    )
     sam = Member.objects.get(mis_id="A100000000001")
     ann = Member.objects.get(mis_id="A100000000002")
     # Mary registered with a letter; staff added Gran by hand to Sam and made Ann's aunt prime.
-    mary = adult_create(school=school, forename="Mary", surname="Smith", email="mary.own@example.org", source=Source.WEB, actor="test")
+    mary = adult_create(
+        school=school,
+        forename="Mary",
+        surname="Smith",
+        email="mary.own@example.org",
+        source=Source.WEB,
+        actor="test",
+    )
     person_mark_registered(person=mary, actor="test")
     link_add(student=sam, adult=mary, source=Source.WEB, prime=True, actor="test")
-    gran = adult_create(school=school, forename="Gran", surname="Smith", mobile="07700 900077", actor="test")
+    gran = adult_create(
+        school=school, forename="Gran", surname="Smith", mobile="07700 900077", actor="test"
+    )
     link_add(student=sam, adult=gran, source=Source.MANUAL, actor="test")
     aunt = adult_create(school=school, forename="Aunt", surname="Bell", actor="test")
     link_add(student=ann, adult=aunt, source=Source.MANUAL, prime=True, actor="test")
@@ -155,7 +199,9 @@ def test_changeover_an_import_changes_nothing_of_web_and_manual_links(school: Sc
         for link in Link.objects.all()
     }
     assert all(after[pk] == value for pk, value in before.items()), "web and manual links unchanged"
-    assert {a.pk: (a.email, a.mobile, a.forename) for a in Adult.objects.filter(pk__in=adults_before)} == adults_before
+    assert {
+        a.pk: (a.email, a.mobile, a.forename) for a in Adult.objects.filter(pk__in=adults_before)
+    } == adults_before
     # Ann already has a prime (set by staff), so Bob is not imported as a prime parent.
     assert links_of(school, "A100000000002") == [("Aunt", "manual", None, True)]
     # Mary and Gran matched by name within Sam: no duplicates were made.
@@ -172,7 +218,10 @@ def test_rule5_a_prime_set_by_staff_is_never_changed_by_an_import(school: School
     link_set_prime(link=mary_link, prime=False, by=Source.MANUAL, actor="test")
 
     run_import(school, [family()])
-    assert links_of(school, "A100000000001") == [("Mary", "import", 1, False), ("John", "import", 2, True)]
+    assert links_of(school, "A100000000001") == [
+        ("Mary", "import", 1, False),
+        ("John", "import", 2, True),
+    ]
 
 
 # Rule 6 -----------------------------------------------------------------------------------------
@@ -182,7 +231,15 @@ def test_rule6_changed_details_update_the_same_adult_in_place(school: School) ->
     run_import(school, [family()])
     mary = adult(school, "Mary")
     Adult.objects.filter(pk=mary.pk).update(held=False)
-    run_import(school, [family("A100000000001", contact(1, "Mary", "Smith", email="m.smith@example.org", mobile="07700 900011"))])
+    run_import(
+        school,
+        [
+            family(
+                "A100000000001",
+                contact(1, "Mary", "Smith", email="m.smith@example.org", mobile="07700 900011"),
+            )
+        ],
+    )
     again = adult(school, "Mary")
     assert again.pk == mary.pk
     assert (again.email, again.mobile) == ("m.smith@example.org", "+447700900011")
@@ -209,7 +266,10 @@ def test_rule6_priority_and_prime_of_imported_links_follow_the_file(school: Scho
         contact(1, "John", "Smith", email="john@example.org", mobile=DAD, relationship="PAF"),
     )
     run_import(school, [swapped])
-    assert links_of(school, "A100000000001") == [("John", "import", 1, True), ("Mary", "import", 2, False)]
+    assert links_of(school, "A100000000001") == [
+        ("John", "import", 1, True),
+        ("Mary", "import", 2, False),
+    ]
 
 
 def test_rule6_a_student_missing_from_a_whole_roll_export_is_marked_left(school: School) -> None:
@@ -236,13 +296,24 @@ def test_rule7_the_same_adult_under_siblings_is_one_person(school: School) -> No
     assert Link.objects.filter(adult__forename="Mary").count() == 2
 
 
-def test_rule7_a_new_sibling_joins_the_existing_adult_by_name_and_shared_mobile(school: School) -> None:
-    run_import(school, [family("A100000000001", contact(1, "Mary", "Smith", email="mary@example.org", mobile=MUM))])
+def test_rule7_a_new_sibling_joins_the_existing_adult_by_name_and_shared_mobile(
+    school: School,
+) -> None:
+    run_import(
+        school,
+        [
+            family(
+                "A100000000001", contact(1, "Mary", "Smith", email="mary@example.org", mobile=MUM)
+            )
+        ],
+    )
     # Next year a younger sibling arrives; the MIS has only the mobile for her this time.
     run_import(
         school,
         [
-            family("A100000000001", contact(1, "Mary", "Smith", email="mary@example.org", mobile=MUM)),
+            family(
+                "A100000000001", contact(1, "Mary", "Smith", email="mary@example.org", mobile=MUM)
+            ),
             family("A100000000002", contact(1, "MARY ", "smith", mobile=MUM)),
         ],
     )
@@ -264,7 +335,16 @@ def test_rule7_couples_sharing_an_email_stay_two_people(school: School) -> None:
     school.import_lower_priority = True
     school.save()
     shared = "smiths@example.org"
-    run_import(school, [family("A100000000001", contact(1, "Mary", "Smith", email=shared), contact(2, "John", "Smith", email=shared))])
+    run_import(
+        school,
+        [
+            family(
+                "A100000000001",
+                contact(1, "Mary", "Smith", email=shared),
+                contact(2, "John", "Smith", email=shared),
+            )
+        ],
+    )
     assert Adult.objects.count() == 2
 
 
@@ -284,9 +364,14 @@ def test_rule7_ambiguous_matches_are_shown_not_guessed(school: School) -> None:
     for _ in range(2):
         twin = adult_create(school=school, forename="Mary", surname="Smith", actor="test")
         link_add(student=sam, adult=twin, source=Source.MANUAL, actor="test")
-    outcome = run_import(school, [family("A100000000001", contact(1, "Mary", "Smith", mobile=MUM))], dry_run=True)
+    outcome = run_import(
+        school, [family("A100000000001", contact(1, "Mary", "Smith", mobile=MUM))], dry_run=True
+    )
     assert outcome.summary["data_issues"] == {"ambiguous_match": 1}
-    assert "adult skip: ambiguous: several adults of this student have this name" in outcome.summary["reasons"]
+    assert (
+        "adult skip: ambiguous: several adults of this student have this name"
+        in outcome.summary["reasons"]
+    )
 
 
 # Rule 8 -----------------------------------------------------------------------------------------
@@ -303,23 +388,37 @@ def test_rule8_reimporting_an_unchanged_file_changes_nothing(school: School) -> 
     }
     outcome = run_import(school, records)
     assert not outcome.plan.has_writes
-    assert outcome.summary["students"] == {"created": 0, "updated": 0, "unchanged": 5, "rejoined": 0, "left": 0, "skipped": 0}
+    assert outcome.summary["students"] == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 5,
+        "rejoined": 0,
+        "left": 0,
+        "skipped": 0,
+    }
     for model in (Member, Adult, Link):
-        assert list(model.objects.order_by("pk").values_list("pk", "updated_at")) == stamps[model.__name__]
+        assert (
+            list(model.objects.order_by("pk").values_list("pk", "updated_at"))
+            == stamps[model.__name__]
+        )
 
 
 # Rule 9 -----------------------------------------------------------------------------------------
 
 
 def test_rule9_court_order_contacts_are_imported_but_held_for_review(school: School) -> None:
-    outcome = run_import(school, [family("A100000000001", contact(1, "Mary", "Smith", mobile=MUM, court_order=True))])
+    outcome = run_import(
+        school, [family("A100000000001", contact(1, "Mary", "Smith", mobile=MUM, court_order=True))]
+    )
     mary = adult(school, "Mary")
     assert mary.held and mary.court_order
     assert links_of(school, "A100000000001") == [("Mary", "import", 1, True)]
     assert outcome.summary["data_issues"]["held_for_review"] == 1
     # Staff reviewed and released her; the flag is still in the MIS: she is not held again.
     Adult.objects.filter(pk=mary.pk).update(held=False)
-    run_import(school, [family("A100000000001", contact(1, "Mary", "Smith", mobile=MUM, court_order=True))])
+    run_import(
+        school, [family("A100000000001", contact(1, "Mary", "Smith", mobile=MUM, court_order=True))]
+    )
     assert not adult(school, "Mary").held
 
 
@@ -335,21 +434,36 @@ def test_rule10_a_dry_run_previews_and_writes_nothing(school: School) -> None:
     assert not Member.objects.exists() and not Adult.objects.exists()
 
 
-def test_phones_first_real_mobile_and_typed_mobiles_that_are_not_mobiles_are_issues(school: School) -> None:
+def test_phones_first_real_mobile_and_typed_mobiles_that_are_not_mobiles_are_issues(
+    school: School,
+) -> None:
     phones = (
         PhoneRecord("H", "0113 496 0000"),
         PhoneRecord("M", "07689 415547"),  # a pager range typed as mobile
         PhoneRecord("M", "07700 900123"),
     )
-    outcome = run_import(school, [family("A100000000001", contact(1, "Mary", "Smith", phones=phones))])
+    outcome = run_import(
+        school, [family("A100000000001", contact(1, "Mary", "Smith", phones=phones))]
+    )
     assert adult(school, "Mary").mobile == "+447700900123"
     assert outcome.summary["data_issues"]["not_mobile"] == 1
 
 
 def test_a_transfer_in_file_never_marks_anyone_left(school: School) -> None:
     run_import(school, [family(f"A1000000000{i:02}") for i in range(3)])
-    transfer = FileHeader(format=Format.CTF, qualifier="full", source_urn="999999", source_la="111", source_estab="2222", dest_urn=school.urn)
-    outcome = run_import(school, [family("C300000000003", contact(1, "Zed", "Zee", mobile="07700 900300"))], header=transfer)
+    transfer = FileHeader(
+        format=Format.CTF,
+        qualifier="full",
+        source_urn="999999",
+        source_la="111",
+        source_estab="2222",
+        dest_urn=school.urn,
+    )
+    outcome = run_import(
+        school,
+        [family("C300000000003", contact(1, "Zed", "Zee", mobile="07700 900300"))],
+        header=transfer,
+    )
     assert Member.objects.filter(status="left").count() == 0
     assert outcome.summary["students"]["created"] == 1 and not outcome.summary["whole_roll"]
 
@@ -357,14 +471,20 @@ def test_a_transfer_in_file_never_marks_anyone_left(school: School) -> None:
 def test_a_partial_ctf_changes_no_links(school: School) -> None:
     run_import(school, [family()])
     partial = own_ctf(school, qualifier="partial", carries_contacts=False)
-    run_import(school, [pupil("A100000000001", "Samuel", "Smith", carries_contacts=False, email=None)], header=partial)
+    run_import(
+        school,
+        [pupil("A100000000001", "Samuel", "Smith", carries_contacts=False, email=None)],
+        header=partial,
+    )
     assert links_of(school, "A100000000001") == [("Mary", "import", 1, True)]
     assert Member.objects.get(mis_id="A100000000001").forename == "Samuel"
 
 
 def test_update_only_neither_removes_links_nor_marks_left(school: School) -> None:
     run_import(school, [family("A100000000001"), family("A100000000002")])
-    run_import(school, [family("A100000000001", contact(1, "John", "Smith", mobile=DAD))], update_only=True)
+    run_import(
+        school, [family("A100000000001", contact(1, "John", "Smith", mobile=DAD))], update_only=True
+    )
     assert Member.objects.filter(status="left").count() == 0
     assert ("Mary", "import", 1, True) in links_of(school, "A100000000001")
 
@@ -397,7 +517,9 @@ def test_two_imports_of_one_school_never_run_at_once(school: School) -> None:
             run_import(school, [family("B200000000002")])
         return ParsedFile(own_ctf(school), iter([family()]))
 
-    import_parsed(school=school, opener=opener_that_imports_again, file_format=Format.CTF, file_name="x")
+    import_parsed(
+        school=school, opener=opener_that_imports_again, file_format=Format.CTF, file_name="x"
+    )
     assert list(Member.objects.values_list("mis_id", flat=True)) == ["A100000000001"]
     other = School.objects.create(urn="100002", name="Other School")
     run_import(other, [family()])  # another school's import is not blocked
@@ -411,9 +533,13 @@ def test_a_registration_during_planning_wins_over_the_plan(school: School) -> No
 
     def records():
         yield family("A100000000001", contact(1, "Dan", "Smith", mobile="07700 900004"))
-        yield family("A100000000002", contact(1, "Mary", "Smith", email="mary.mis@example.org", mobile=MUM))
+        yield family(
+            "A100000000002", contact(1, "Mary", "Smith", email="mary.mis@example.org", mobile=MUM)
+        )
         # The planner has read everything; now a parent registers before the plan is applied.
-        web = adult_create(school=school, forename="Pat", surname="Smith", source=Source.WEB, actor="test")
+        web = adult_create(
+            school=school, forename="Pat", surname="Smith", source=Source.WEB, actor="test"
+        )
         link_add(student=sam, adult=web, source=Source.WEB, prime=True, actor="test")
         person_mark_registered(person=mary, actor="test")
 
