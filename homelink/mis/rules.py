@@ -328,6 +328,34 @@ def _same_school(school: School, urn: str, la: str, estab: str) -> bool:
     )
 
 
+@dataclass(slots=True)
+class Resolved:
+    """One contact of one student and the adult it is (``ref``), once known."""
+
+    contact: ContactRecord
+    email: str
+    mobile: str
+    ref: Ref | None = None
+    ambiguous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """An adult's details as the file states them under one student."""
+
+    index: int
+    title: str
+    forename: str
+    surname: str
+    email: str
+    mobile: str
+    court_order: bool
+    mis_id: str
+    who: str
+    student: str
+    where: str
+
+
 class Planner:
     """Builds a :class:`Plan` from one file's records against the loaded register."""
 
@@ -360,16 +388,20 @@ class Planner:
         self.report = self.plan.report
         self._new_refs = itertools.count(-1, -1)
         self._seen_members: set[Ref] = set()
-        # Cross-sibling identity: name → candidate adults with every email and mobile they are
-        # known by (in the register and in this file so far).
+        # Cross-sibling identity (rule 7): name → candidate adults, with the email and mobile
+        # each is known by. New adults join as they are planned; existing adults join once the
+        # whole file is read, with the details this import leaves them (see finish).
         self._by_name: dict[str, list[Ref]] = defaultdict(list)
         self._known_details: dict[Ref, set[str]] = defaultdict(set)
-        for adult in register.adults.values():
-            self._by_name[adult.name_key].append(adult.id)
-            self._note_details(adult.id, adult.email, adult.mobile)
-        # An adult's details as this file states them, first statement wins.
-        self._adult_file_details: dict[Ref, tuple[str, str]] = {}
-        self._done_adults: set[Ref] = set()
+        self._existing_names = {adult.name_key for adult in register.adults.values()}
+        # What the file says about each adult the plan keeps or links: the statement under the
+        # first student in file order wins, whatever order the rules meet them in.
+        self._statements: dict[Ref, Statement] = {}
+        self._conflicts: set[Ref] = set()
+        # Students whose new contacts share a name with an adult already in the register wait
+        # until every statement about existing adults is known.
+        self._deferred: list[tuple[int, Ref, MemberRecord, str, list[Resolved]]] = []
+        self._index = 0
 
     # -- members ------------------------------------------------------------------------------
 
@@ -387,8 +419,9 @@ class Planner:
             ref = state.id
             self._update_member(state, record, label)
         self._seen_members.add(ref)
+        self._index += 1
         if record.is_student and record.contacts is not None and self.plan.header.carries_contacts:
-            self._plan_contacts(ref, record, label)
+            self._contacts_of(ref, record, label)
 
     def _find_member(self, record: MemberRecord) -> MemberState | None:
         reg = self.register
@@ -492,41 +525,147 @@ class Planner:
 
     # -- contacts -----------------------------------------------------------------------------
 
+    def _contacts_of(self, student: Ref, record: MemberRecord, label: str) -> None:
+        resolved = self._resolve_within(student, record, label)
+        self._check_priorities(record, label)
+        pending = [item for item in resolved if item.ref is None]
+        if any(
+            name_key(item.contact.forename, item.contact.surname) in self._existing_names
+            for item in pending
+        ):
+            self._deferred.append((self._index, student, record, label, resolved))
+            return
+        self._resolve_across(pending, label)
+        self._plan_links(student, record, label, resolved)
+
+    def finish_contacts(self) -> None:
+        """Resolve the deferred students against the details existing adults will have."""
+        if not self._deferred:
+            return
+        for adult in self.register.adults.values():
+            email, mobile = adult.email, adult.mobile
+            statement = self._statements.get(adult.id)
+            if statement is not None and self._takes_details(adult):
+                email, mobile = statement.email, statement.mobile
+            self._by_name[adult.name_key].append(adult.id)
+            self._note_details(adult.id, email, mobile)
+        for index, student, record, label, resolved in self._deferred:
+            self._index = index  # statements rank by the student's place in the file
+            self._resolve_across([item for item in resolved if item.ref is None], label)
+            self._plan_links(student, record, label, resolved)
+        self._deferred = []
+
     def _note_details(self, ref: Ref, email: str, mobile: str) -> None:
         if email:
             self._known_details[ref].add(email)
         if mobile:
             self._known_details[ref].add(mobile)
 
-    def _plan_contacts(self, student: Ref, record: MemberRecord, label: str) -> None:
+    def _resolve_within(self, student: Ref, record: MemberRecord, label: str) -> list[Resolved]:
+        """Rule 7 within one student: the same student and the same normalised name is the same
+        adult. Contacts it cannot place keep ``ref=None`` for :meth:`_resolve_across`."""
         assert record.contacts is not None
         existing = self.register.links.get(student, []) if student > 0 else []
-        linked = {link.adult_id: link for link in existing}
         by_key: dict[str, list[int]] = defaultdict(list)
         for link in existing:
-            adult = self.register.adults[link.adult_id]
-            by_key[adult.name_key].append(adult.id)
-
-        # Resolve each contact to an adult (existing, planned, or new) — rule 7.
-        wanted: dict[Ref, ContactRecord] = {}
-        details: dict[Ref, tuple[str, str]] = {}
-        for contact in record.contacts:
-            resolved = self._resolve_contact(contact, by_key, label)
-            if resolved is None:
+            by_key[self.register.adults[link.adult_id].name_key].append(link.adult_id)
+        # Highest priority first whatever the file's order; one name is one adult, so later
+        # entries of a name are duplicates and the same entry wins on every import.
+        ordered = sorted(
+            enumerate(record.contacts),
+            key=lambda item: (item[1].priority is None, item[1].priority or 0, item[0]),
+        )
+        seen: set[str] = set()
+        resolved: list[Resolved] = []
+        for _, contact in ordered:
+            key = name_key(contact.forename, contact.surname)
+            who = self._contact_label(contact, label)
+            if not key:
+                self.report.add("skip", "adult", who, "no name")
                 continue
-            ref, email, mobile = resolved
-            if ref in wanted:
+            if key in seen:
+                self.report.add("skip", "link", who, "listed twice for this student")
+                continue
+            seen.add(key)
+            email = normalise_email(contact.email)
+            if email is None:
+                self.report.issue(
+                    "invalid_email", f"{who}: the email is not an address", where=contact.where
+                )
+                email = ""
+            choice = pick_mobile(contact.phones, self.region)
+            for number, reason in choice.problems:
+                self.report.issue("not_mobile", f"{who}: {number} is {reason}", where=contact.where)
+            item = Resolved(contact, email, choice.mobile)
+            # The MIS's own contact id, where the format has one, is the strongest evidence.
+            known = self.register.by_adult_mis_id.get(contact.mis_id) if contact.mis_id else None
+            same = by_key.get(key, [])
+            if known is not None:
+                item.ref = known
+            elif len(same) == 1:
+                item.ref = same[0]
+            elif len(same) > 1:
+                item.ambiguous = True
+                self.report.add(
+                    "skip", "adult", who, "ambiguous: several adults of this student have this name"
+                )
+                self.report.issue(
+                    "ambiguous_match",
+                    f"{who}: several linked adults share this name",
+                    where=contact.where,
+                )
+            resolved.append(item)
+        return resolved
+
+    def _resolve_across(self, pending: list[Resolved], label: str) -> None:
+        """Rule 7 across siblings: the same name and a shared email or mobile; names alone never
+        merge. Anything else is a new adult; more than one candidate is shown, not guessed."""
+        for item in pending:
+            if item.ambiguous:
+                continue
+            contact = item.contact
+            key = name_key(contact.forename, contact.surname)
+            mine = {d for d in (item.email, item.mobile) if d}
+            candidates = [
+                ref for ref in self._by_name.get(key, []) if mine & self._known_details[ref]
+            ]
+            if len(candidates) > 1:
+                item.ambiguous = True
+                who = self._contact_label(contact, label)
+                self.report.add(
+                    "skip", "adult", who, "ambiguous: several adults match this name and details"
+                )
+                self.report.issue(
+                    "ambiguous_match",
+                    f"{who}: {len(candidates)} adults share this name and an email or mobile",
+                    where=contact.where,
+                )
+            elif candidates:
+                item.ref = candidates[0]
+            else:
+                item.ref = next(self._new_refs)
+                self._by_name[key].append(item.ref)
+                self._note_details(item.ref, item.email, item.mobile)
+
+    def _plan_links(
+        self, student: Ref, record: MemberRecord, label: str, resolved: list[Resolved]
+    ) -> None:
+        """Rules 2, 3, 5 and 6 for one student, once every contact is placed."""
+        existing = self.register.links.get(student, []) if student > 0 else []
+        linked = {link.adult_id: link for link in existing}
+        wanted: dict[Ref, Resolved] = {}
+        for item in resolved:
+            if item.ref is None:
+                continue
+            if item.ref in wanted:
                 self.report.add(
                     "skip",
                     "link",
-                    self._contact_label(contact, label),
+                    self._contact_label(item.contact, label),
                     "listed twice for this student",
                 )
                 continue
-            wanted[ref] = contact
-            details[ref] = (email, mobile)
-
-        self._check_priorities(record, label)
+            wanted[item.ref] = item
 
         # Removals first (rule 6), so a new priority 1 is promoted in this same import.
         had_prime = False
@@ -555,8 +694,9 @@ class Planner:
                     )
                 had_prime = had_prime or link.prime
                 continue
+            contact = listed.contact
             if link.source != Source.IMPORT:
-                who = self._contact_label(listed, label)
+                who = self._contact_label(contact, label)
                 self.report.add(
                     "skip",
                     "link",
@@ -568,21 +708,22 @@ class Planner:
             # An imported link follows the file: priority, relationship, and the prime status of
             # a priority-1 link (unless staff or a registration set its prime).
             changes: dict[str, Any] = {}
-            relationship = relationship_label(listed.relationship)
-            if link.priority != listed.priority:
-                changes["priority"] = listed.priority
+            relationship = relationship_label(contact.relationship)
+            if link.priority != contact.priority:
+                changes["priority"] = contact.priority
             if link.relationship != relationship:
                 changes["relationship"] = relationship
-            if link.parental_responsibility != listed.parental_responsibility:
-                changes["parental_responsibility"] = listed.parental_responsibility
+            if link.parental_responsibility != contact.parental_responsibility:
+                changes["parental_responsibility"] = contact.parental_responsibility
             prime = link.prime
-            if follows_file and prime and listed.priority != 1:
+            if follows_file and prime and contact.priority != 1:
                 changes["prime"] = prime = False
             updates[link.id] = changes
             had_prime = had_prime or prime
 
         # Rule 2 (priority 1 → prime, for a student with no prime), then rule 3.
-        for ref, contact in wanted.items():
+        for ref, item in wanted.items():
+            contact = item.contact
             who = self._contact_label(contact, label)
             current = linked.get(ref)
             if current is not None:
@@ -595,11 +736,7 @@ class Planner:
                 ):
                     updates[current.id]["prime"] = True
                     self.plan.new_prime_students.add(student)
-                if (
-                    current.source == Source.IMPORT
-                    or self.register.adults[ref].source == Source.IMPORT
-                ):
-                    self._commit_adult(ref, contact, details[ref], who, record)
+                self._state(ref, item, record)
                 continue
             if contact.priority == 1 and not had_prime:
                 prime = True
@@ -613,7 +750,7 @@ class Planner:
                     "skip", "link", who, "lower-priority contacts are not imported (school setting)"
                 )
                 continue
-            self._commit_adult(ref, contact, details[ref], who, record)
+            self._state(ref, item, record)
             self.plan.link_creates.append(
                 (
                     student,
@@ -653,158 +790,120 @@ class Planner:
                 where=record.where,
             )
 
-    def _resolve_contact(
-        self, contact: ContactRecord, linked_by_key: dict[str, list[int]], label: str
-    ) -> tuple[Ref, str, str] | None:
-        key = name_key(contact.forename, contact.surname)
-        who = self._contact_label(contact, label)
-        if not key:
-            self.report.add("skip", "adult", who, "no name")
-            return None
-        email = normalise_email(contact.email)
-        if email is None:
-            self.report.issue(
-                "invalid_email", f"{who}: the email is not an address", where=contact.where
-            )
-            email = ""
-        choice = pick_mobile(contact.phones, self.region)
-        for number, reason in choice.problems:
-            self.report.issue("not_mobile", f"{who}: {number} is {reason}", where=contact.where)
-        mobile = choice.mobile
+    # -- adults -------------------------------------------------------------------------------
 
-        # The MIS's own contact id, where the format has one, is the strongest evidence.
-        if contact.mis_id:
-            known = self.register.by_adult_mis_id.get(contact.mis_id)
-            if known is not None:
-                return known, email, mobile
-        # Within one student: same student and same normalised name.
-        same = linked_by_key.get(key, [])
-        if len(same) == 1:
-            return same[0], email, mobile
-        if len(same) > 1:
-            self.report.add(
-                "skip", "adult", who, "ambiguous: several adults of this student have this name"
-            )
-            self.report.issue(
-                "ambiguous_match",
-                f"{who}: several linked adults share this name",
-                where=contact.where,
-            )
-            return None
-        # Across siblings: the same name and a shared email or mobile; names alone never merge.
-        mine = {d for d in (email, mobile) if d}
-        candidates = [ref for ref in self._by_name.get(key, []) if mine & self._known_details[ref]]
-        if len(candidates) > 1:
-            self.report.add(
-                "skip", "adult", who, "ambiguous: several adults match this name and details"
-            )
-            self.report.issue(
-                "ambiguous_match",
-                f"{who}: {len(candidates)} adults share this name and an email or mobile",
-                where=contact.where,
-            )
-            return None
-        if candidates:
-            return candidates[0], email, mobile
-        ref = next(self._new_refs)
-        self._by_name[key].append(ref)
-        self._note_details(ref, email, mobile)
-        self.plan.adult_creates[ref] = {}  # filled by _commit_adult if a link needs the adult
-        return ref, email, mobile
-
-    def _commit_adult(
-        self,
-        ref: Ref,
-        contact: ContactRecord,
-        details: tuple[str, str],
-        who: str,
-        record: MemberRecord,
-    ) -> None:
-        """Create or update the adult behind a link this import keeps or makes (rules 1, 4, 6, 9)."""
-        email, mobile = details
-        title = clean_text(contact.title)
-        forename, surname = clean_text(contact.forename), clean_text(contact.surname)
-        if ref < 0:
-            if self.plan.adult_creates.get(ref):
-                return
-            self.plan.adult_creates[ref] = {
-                "title": title,
-                "forename": forename,
-                "surname": surname,
-                "name_key": name_key(forename, surname),
-                "email": email,
-                "mobile": mobile,
-                "court_order": contact.court_order,
-                "held": contact.court_order,
-                "mis_id": contact.mis_id,
-            }
-            self._adult_file_details[ref] = details
-            self.report.add(
-                "create",
-                "adult",
-                who,
-                "held for review (court order)" if contact.court_order else "",
-            )
-            if contact.court_order:
-                self.report.issue(
-                    "held_for_review",
-                    f"{who}: court order in the MIS; held for review",
-                    student=record.mis_id,
-                    where=contact.where,
-                )
-            if not email and not mobile:
-                self.report.issue(
-                    "no_details",
-                    f"{who}: no email and no mobile",
-                    student=record.mis_id,
-                    where=contact.where,
-                )
+    def _state(self, ref: Ref, item: Resolved, record: MemberRecord) -> None:
+        """Record what the file says about an adult the plan keeps or links (first student in
+        file order wins; a different statement elsewhere is a data issue)."""
+        contact = item.contact
+        statement = Statement(
+            index=self._index,
+            title=clean_text(contact.title),
+            forename=clean_text(contact.forename),
+            surname=clean_text(contact.surname),
+            email=item.email,
+            mobile=item.mobile,
+            court_order=contact.court_order,
+            mis_id=contact.mis_id,
+            who=self._contact_label(
+                contact,
+                f"{clean_text(record.forename)} {clean_text(record.surname)} ({record.mis_id})",
+            ),
+            student=record.mis_id,
+            where=contact.where,
+        )
+        current = self._statements.get(ref)
+        if current is None:
+            self._statements[ref] = statement
             return
-        adult = self.register.adults[ref]
-        self._note_details(ref, email, mobile)
-        first = self._adult_file_details.setdefault(ref, details)
-        if first != details:
+        if (current.email, current.mobile) != (
+            statement.email,
+            statement.mobile,
+        ) and ref not in self._conflicts:
+            self._conflicts.add(ref)
             self.report.issue(
                 "conflicting_details",
-                f"{who}: the file gives this adult different details under another student; the first is kept",
+                f"{statement.who}: the file gives this adult different details under another student; the first is kept",
                 student=record.mis_id,
                 where=contact.where,
             )
-            return
-        if ref in self._done_adults:
-            return
-        changes: dict[str, Any] = {}
-        if contact.court_order and not adult.court_order:
-            changes.update(court_order=True, held=True)
-            self.report.issue(
-                "held_for_review",
-                f"{who}: court order in the MIS; held for review",
-                student=record.mis_id,
-                where=contact.where,
-            )
-        elif not contact.court_order and adult.court_order:
-            changes["court_order"] = False
-        if adult.source != Source.IMPORT:
-            pass  # staff or the adult made this record: its details are not the MIS's
-        elif adult.opted_out:
-            if (email, mobile) != (adult.email, adult.mobile):
-                self.report.add("skip", "adult", who, "opted out: details not imported")
-        elif adult.registered:
-            if (email, mobile) != (adult.email, adult.mobile):
-                self.report.add("skip", "adult", who, "registered: keeps their own details")
-        else:
-            wanted = {
-                "title": title,
-                "forename": forename,
-                "surname": surname,
-                "email": email,
-                "mobile": mobile,
-            }
-            changes.update({k: v for k, v in wanted.items() if getattr(adult, k) != v})
-        self._done_adults.add(ref)
-        if changes:
-            self.plan.adult_updates[ref] = changes
-            self.report.add("update", "adult", who, fields=sorted(changes))
+        if statement.index < current.index:
+            self._statements[ref] = statement
+
+    def _takes_details(self, adult: AdultState) -> bool:
+        """Whether the MIS owns this adult's details (rules 1, 4 and 5)."""
+        return adult.source == Source.IMPORT and not adult.registered and not adult.opted_out
+
+    def finish_adults(self) -> None:
+        """Create or update every adult the plan keeps or links (rules 1, 4, 6 and 9)."""
+        for ref, st in self._statements.items():
+            if ref < 0:
+                self.plan.adult_creates[ref] = {
+                    "title": st.title,
+                    "forename": st.forename,
+                    "surname": st.surname,
+                    "name_key": name_key(st.forename, st.surname),
+                    "email": st.email,
+                    "mobile": st.mobile,
+                    "court_order": st.court_order,
+                    "held": st.court_order,
+                    "mis_id": st.mis_id,
+                }
+                self.report.add(
+                    "create",
+                    "adult",
+                    st.who,
+                    "held for review (court order)" if st.court_order else "",
+                )
+                if st.court_order:
+                    self.report.issue(
+                        "held_for_review",
+                        f"{st.who}: court order in the MIS; held for review",
+                        student=st.student,
+                        where=st.where,
+                    )
+                if not st.email and not st.mobile:
+                    self.report.issue(
+                        "no_details",
+                        f"{st.who}: no email and no mobile",
+                        student=st.student,
+                        where=st.where,
+                    )
+                continue
+            adult = self.register.adults[ref]
+            changes: dict[str, Any] = {}
+            if st.court_order and not adult.court_order:
+                changes.update(court_order=True, held=True)
+                self.report.issue(
+                    "held_for_review",
+                    f"{st.who}: court order in the MIS; held for review",
+                    student=st.student,
+                    where=st.where,
+                )
+            elif not st.court_order and adult.court_order:
+                changes["court_order"] = False
+            differs = (st.email, st.mobile) != (adult.email, adult.mobile)
+            if adult.source != Source.IMPORT:
+                pass  # staff or the adult made this record: its details are not the MIS's
+            elif adult.opted_out:
+                if differs:
+                    self.report.add("skip", "adult", st.who, "opted out: details not imported")
+            elif adult.registered:
+                if differs:
+                    self.report.add("skip", "adult", st.who, "registered: keeps their own details")
+            else:
+                wanted = {
+                    "title": st.title,
+                    "forename": st.forename,
+                    "surname": st.surname,
+                    "email": st.email,
+                    "mobile": st.mobile,
+                }
+                changes.update({k: v for k, v in wanted.items() if getattr(adult, k) != v})
+            if changes:
+                self.plan.adult_updates[ref] = changes
+                self.report.add("update", "adult", st.who, fields=sorted(changes))
+        self._statements = {}
 
     def _contact_label(self, contact: ContactRecord, student_label: str) -> str:
         return f"{clean_text(contact.forename)} {clean_text(contact.surname)}, contact of {student_label}"
@@ -837,10 +936,10 @@ def build_plan(
         planner.add(record)
         if progress is not None and count % 200 == 0:
             progress(count)
+    planner.finish_contacts()
+    planner.finish_adults()
     planner.finish_members()
     plan = planner.plan
-    # Planned adults that no link ended up needing are not created.
-    plan.adult_creates = {ref: v for ref, v in plan.adult_creates.items() if v}
     guard = settings.HOMELINK_LEAVER_GUARD
     if plan.leaver_share > guard and not options.confirm_leavers:
         raise LeaverGuardStop(plan)

@@ -31,7 +31,7 @@ class ImportBusy(Exception):
 class ImportOutcome:
     run: ImportRun
     summary: dict[str, Any]
-    plan: Plan | None = None
+    plan: Plan
     notes: list[str] = field(default_factory=list)
 
     @property
