@@ -1,0 +1,304 @@
+"""The ``homelink`` commands as a data manager uses them, on the real sample files."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from homelink.cli import ALIASES
+from homelink.mis.models import ImportRun
+from homelink.register.models import Adult, Link, Member
+from homelink.schools.models import School
+
+pytestmark = pytest.mark.django_db
+
+
+def homelink(name: str, *args: str) -> str:
+    """``homelink NAME ARGS`` in-process, under the console script's own command names."""
+    out = io.StringIO()
+    call_command(ALIASES.get(name, name), *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def export(urn: str) -> dict:
+    return json.loads(homelink("export", "--school", urn, "--json"))
+
+
+def test_school_add_and_set(db: None) -> None:
+    homelink(
+        "school",
+        "add",
+        "--urn",
+        "123456",
+        "--name",
+        "Hill School",
+        "--la",
+        "838",
+        "--estab",
+        "4512",
+    )
+    homelink("school", "set", "123456", "--import-lower-priority", "on")
+    school = School.objects.get(urn="123456")
+    assert (
+        school.name,
+        school.la_code,
+        school.estab,
+        school.phone_region,
+        school.import_lower_priority,
+    ) == (
+        "Hill School",
+        "838",
+        "4512",
+        "GB",
+        True,
+    )
+    with pytest.raises(CommandError, match="already exists"):
+        homelink("school", "add", "--urn", "123456", "--name", "Again")
+    with pytest.raises(CommandError, match="three digits"):
+        homelink("school", "add", "--urn", "654321", "--name", "Bad", "--la", "8")
+
+
+def test_importing_a_real_sims_transfer_file_and_exporting_the_register(
+    school: School, samples: Path
+) -> None:
+    path = samples / "ctf" / "gryphon_y7_2_students.xml"
+    summary = json.loads(homelink("import", "--school", school.urn, str(path), "--json"))
+    assert summary["status"] == "applied"
+    assert summary["students"]["created"] == 2
+    assert summary["links"]["created"] == 2  # the two priority-1 mothers; lower priorities off
+    assert not summary["whole_roll"], "a transfer-in never marks anyone left"
+
+    data = export(school.urn)
+    assert data["school"] == {"urn": school.urn, "name": school.name}
+    students = {m["mis_id"]: m for m in data["members"]}
+    assert set(students) == {"G335311012004", "U865346313703"}
+    lionel = students["G335311012004"]
+    assert (lionel["forename"], lionel["surname"], lionel["kind"], lionel["status"]) == (
+        "Lionel",
+        "Richie",
+        "student",
+        "current",
+    )
+    assert [
+        (x["forename"], x["mobile"], x["email"], x["prime"], x["priority"], x["source"])
+        for x in lionel["links"]
+    ] == [("Jeanie", "+447702417987", "jean19richie@yahoo.com", True, 1, "import")]
+    sandy = students["U865346313703"]
+    assert [
+        (x["forename"], x["mobile"], x["email"], x["relationship"]) for x in sandy["links"]
+    ] == [("Clare", "+447503732176", "newman629@btinternet.com", "mother")]
+    member_keys = {
+        "mis_id",
+        "kind",
+        "role",
+        "forename",
+        "surname",
+        "year",
+        "reg_group",
+        "email",
+        "mobile",
+        "status",
+        "registered",
+        "opted_out",
+        "links",
+    }
+    link_keys = {
+        "adult_id",
+        "forename",
+        "surname",
+        "email",
+        "mobile",
+        "registered",
+        "opted_out",
+        "held",
+        "prime",
+        "priority",
+        "source",
+        "relationship",
+    }
+    assert member_keys <= set(lionel)
+    assert link_keys <= set(lionel["links"][0])
+
+
+def test_adult_ids_are_stable_across_reimports(school: School, samples: Path) -> None:
+    homelink("school", "set", school.urn, "--import-lower-priority", "on")
+    path = samples / "ctf" / "gryphon_y7_2_students.xml"
+    homelink("import", "--school", school.urn, str(path))
+    first = export(school.urn)
+    again = json.loads(homelink("import", "--school", school.urn, str(path), "--json"))
+    assert again["adults"] == {"created": 0, "updated": 0, "skipped": 0}
+    assert again["links"] == {"created": 0, "updated": 0, "removed": 0, "skipped": 0}
+    assert export(school.urn) == first
+    links = {m["mis_id"]: len(m["links"]) for m in first["members"]}
+    assert links == {"G335311012004": 4, "U865346313703": 3}
+
+
+def test_dry_run_shows_the_plan_and_changes_nothing(school: School, samples: Path) -> None:
+    out = homelink(
+        "import", "--school", school.urn, str(samples / "ctf" / "gryphon_y12.xml"), "--dry-run"
+    )
+    assert "Preview (nothing written)" in out
+    assert "1 created" in out
+    assert "lower-priority contacts are not imported" in out
+    assert not Member.objects.exists()
+    assert ImportRun.objects.get().status == "preview"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '<?xml version="1.0"?><!DOCTYPE CTfile [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><CTfile>&b;</CTfile>',
+        '<?xml version="1.0"?><!DOCTYPE CTfile [<!ENTITY x SYSTEM "file:///etc/passwd">]><CTfile><Header>&x;</Header></CTfile>',
+    ],
+    ids=["billion-laughs", "external-entity"],
+)
+def test_a_hostile_file_is_refused_and_changes_nothing(
+    school: School, samples: Path, tmp_path: Path, payload: str
+) -> None:
+    homelink("import", "--school", school.urn, str(samples / "ctf" / "gryphon_y12.xml"))
+    before = export(school.urn)
+    bad = tmp_path / "hostile.xml"
+    bad.write_text(payload)
+    with pytest.raises(CommandError, match="DOCTYPE"):
+        homelink("import", "--school", school.urn, str(bad))
+    assert export(school.urn) == before
+    assert ImportRun.objects.filter(status="failed").count() == 1
+
+
+def test_a_broken_file_names_the_line_and_changes_nothing(
+    school: School, samples: Path, tmp_path: Path
+) -> None:
+    text = (samples / "ctf" / "gryphon_y7_2_students.xml").read_text()
+    broken = tmp_path / "broken.xml"
+    # Cut the file off half-way through the second pupil.
+    broken.write_text(text[: text.index("Newman") + 40])
+    with pytest.raises(CommandError, match=r"line \d+") as err:
+        homelink("import", "--school", school.urn, str(broken))
+    assert "Nothing was changed" in str(err.value)
+    assert not Member.objects.exists()
+    assert not Adult.objects.exists()
+
+
+def test_a_file_from_another_school_is_refused_unless_forced(db: None, samples: Path) -> None:
+    other = School.objects.create(urn="222222", name="Elsewhere", la_code="111", estab="2222")
+    path = str(samples / "ctf" / "gryphon_y12.xml")
+    with pytest.raises(CommandError, match="neither is Elsewhere"):
+        homelink("import", "--school", other.urn, path)
+    assert not Member.objects.exists()
+    homelink("import", "--school", other.urn, path, "--force")
+    assert Member.objects.filter(school=other).count() == 1
+
+
+def test_a_members_csv_adds_registration_groups_to_ctf_students(
+    school: School, samples: Path, tmp_path: Path
+) -> None:
+    homelink("import", "--school", school.urn, str(samples / "ctf" / "gryphon_y7_2_students.xml"))
+    csv = tmp_path / "groups.csv"
+    csv.write_text(
+        "UPN,Forename,Surname,Reg Group,Year,Role ID\nG335311012004,Lionel,Richie,7R,7,1\nU865346313703,Sandy,Newman,7N,7,1\n"
+    )
+    summary = json.loads(homelink("import", "--school", school.urn, str(csv), "--json"))
+    assert summary["students"]["updated"] == 2
+    groups = dict(Member.objects.values_list("mis_id", "reg_group"))
+    assert groups == {"G335311012004": "7R", "U865346313703": "7N"}
+    # A members CSV carries no contacts: the CTF's links are untouched.
+    assert Link.objects.count() == 2
+    # And a later CTF, which has no registration groups, leaves them alone.
+    homelink("import", "--school", school.urn, str(samples / "ctf" / "gryphon_y7_2_students.xml"))
+    assert dict(Member.objects.values_list("mis_id", "reg_group")) == groups
+
+
+def test_a_oneroster_folder_imports_and_records_the_org(school: School, samples: Path) -> None:
+    folder = samples / "oneroster" / "moodle_v1p1_Test_full_data_set"
+    summary = json.loads(homelink("import", "--school", school.urn, str(folder), "--json"))
+    assert summary["status"] == "applied"
+    assert summary["format"] == "oneroster"
+    school.refresh_from_db()
+    assert school.oneroster_org_id
+    assert Member.objects.filter(kind="student").exists()
+    assert Member.objects.filter(kind="adult", role="teacher").exists()
+
+
+def test_the_leavers_guard_exits_non_zero_and_says_how_many(school: School, tmp_path: Path) -> None:
+    full = tmp_path / "full.xml"
+    call_command(
+        "generate_ctf",
+        "--pupils",
+        "40",
+        "--urn",
+        school.urn,
+        "--la",
+        "838",
+        "--estab",
+        "4512",
+        str(full),
+        stdout=io.StringIO(),
+    )
+    homelink("import", "--school", school.urn, str(full))
+    text = full.read_text()
+    # Keep only the first few pupils: like exporting one year group by mistake.
+    head, _, rest = text.partition("<Pupil>")
+    pupils = rest.split("<Pupil>")
+    part = tmp_path / "part.xml"
+    part.write_text(
+        head
+        + "<Pupil>"
+        + "<Pupil>".join(pupils[:5]).rsplit("</Pupil>", 1)[0]
+        + "</Pupil></CTFpupilData></CTfile>"
+    )
+    with pytest.raises(CommandError, match=r"would mark 35 of 40 current students"):
+        homelink("import", "--school", school.urn, str(part))
+    assert Member.objects.filter(status="left").count() == 0
+
+
+@pytest.mark.skipif(
+    shutil.which("homelink", path=str(Path(sys.executable).parent)) is None,
+    reason="console script not installed",
+)
+def test_the_console_script_exits_non_zero_on_a_bad_file(tmp_path: Path, samples: Path) -> None:
+    """The real process, as a cron job runs it: exit codes and JSON on stdout."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "HOMELINK_VAR_DIR": str(tmp_path),
+    }
+    exe = str(Path(sys.executable).parent / "homelink")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [exe, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    assert run("migrate", "-v0").returncode == 0
+    assert (
+        run(
+            "school",
+            "add",
+            "--urn",
+            "100001",
+            "--name",
+            "Example Academy",
+            "--la",
+            "838",
+            "--estab",
+            "4512",
+        ).returncode
+        == 0
+    )
+    ok = run("import", "--school", "100001", str(samples / "ctf" / "gryphon_y12.xml"), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["students"]["created"] == 1
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<CTfile><Header>")
+    failed = run("import", "--school", "100001", str(bad), "--json")
+    assert failed.returncode != 0
+    assert json.loads(failed.stdout)["status"] == "failed"
+    assert "line" in failed.stderr
