@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -53,21 +53,88 @@ def apply_plan(plan: Plan) -> dict[str, int]:
             # Only imported links: a link that became web or manual meanwhile stays (rule 5).
             Link.objects.filter(pk__in=chunk, source=Source.IMPORT).delete()
         _update(Link, plan.link_updates, now)
-        links = [
-            Link(
-                school_id=plan.school_id,
-                student_id=member_ids.get(student, student),
-                adult_id=adult_ids.get(adult, adult),
-                source=Source.IMPORT,
-                created_at=now,
-                updated_at=now,
-                **values,
+        stamp = connection.ops.adapt_datetimefield_value(now)
+        rows = (
+            (
+                plan.school_id,
+                member_ids.get(student, student),
+                adult_ids.get(adult, adult),
+                Source.IMPORT.value,
+                priority,
+                prime,
+                "",
+                relationship,
+                responsibility,
+                stamp,
+                stamp,
             )
-            for student, adult, values in plan.link_creates
-        ]
+            for student, adult, (priority, prime, relationship, responsibility) in plan.link_creates
+        )
         # A registration may have linked the same pair meanwhile: theirs stands.
-        Link.objects.bulk_create(links, batch_size=BATCH, ignore_conflicts=True)
+        _insert(Link, LINK_COLUMNS, rows, ignore_conflicts=True)
     return yielded
+
+
+LINK_COLUMNS = [
+    "school_id",
+    "student_id",
+    "adult_id",
+    "source",
+    "priority",
+    "prime",
+    "prime_set_by",
+    "relationship",
+    "parental_responsibility",
+    "created_at",
+    "updated_at",
+]
+
+
+def _insert(
+    model: type[models.Model],
+    columns: list[str],
+    rows: Iterable[tuple[Any, ...]],
+    *,
+    ignore_conflicts: bool = False,
+) -> None:
+    """Plain multi-row INSERT through Django's connection.
+
+    A first import writes hundreds of thousands of rows; building a model instance per row and
+    compiling each batch costs several times the insert itself (see ``make bench``)."""
+    qn = connection.ops.quote_name
+    verb = (
+        "INSERT OR IGNORE INTO"
+        if ignore_conflicts and connection.vendor == "sqlite"
+        else "INSERT INTO"
+    )
+    suffix = " ON CONFLICT DO NOTHING" if ignore_conflicts and connection.vendor != "sqlite" else ""
+    sql = (
+        f"{verb} {qn(model._meta.db_table)} ({', '.join(qn(c) for c in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}){suffix}"
+    )
+    with connection.cursor() as cursor:
+        for batch in _batches(rows, 5000):
+            cursor.executemany(sql, batch)
+
+
+def _allocate_ids(model: type[models.Model], count: int) -> list[int]:
+    """Primary keys for rows about to be inserted, so links can refer to them without a read."""
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, count],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        # SQLite: the import's IMMEDIATE transaction is the only writer. AUTOINCREMENT never
+        # reuses a deleted row's id, so start above both the table and its sequence.
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {connection.ops.quote_name(table)}")  # noqa: S608
+        top = cursor.fetchone()[0]
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        row = cursor.fetchone()
+        top = max(top, row[0] if row else 0)
+        return list(range(top + 1, top + 1 + count))
 
 
 def _yield_to_people(model: type[Member] | type[Adult], updates: dict[int, dict[str, Any]]) -> int:
@@ -101,7 +168,7 @@ def _yield_primes(plan: Plan) -> int:
     plan.link_creates = [
         (student, adult, values)
         for student, adult, values in plan.link_creates
-        if not (student in taken and values["prime"])
+        if not (student in taken and values[1])
     ]
     promoting = [pk for pk, changes in plan.link_updates.items() if changes.get("prime") is True]
     student_of = dict(Link.objects.filter(pk__in=promoting).values_list("pk", "student_id"))
@@ -117,11 +184,26 @@ def _create(
     if not creates:
         return {}
     refs = list(creates)
-    objs = [
-        model(school_id=school_id, created_at=now, updated_at=now, **creates[ref]) for ref in refs
-    ]
-    model._default_manager.bulk_create(objs, batch_size=BATCH)
-    return {ref: obj.pk for ref, obj in zip(refs, objs, strict=True)}
+    ids = dict(zip(refs, _allocate_ids(model, len(refs)), strict=True))
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    # Rows are inserted in groups with the same keys (a file may say nothing of a field for
+    # some members); what a row leaves out takes the model's default.
+    groups: dict[tuple[str, ...], list[Ref]] = defaultdict(list)
+    for ref in refs:
+        groups[tuple(creates[ref])].append(ref)
+    for given, members in groups.items():
+        columns = ["id", "school_id", *given, "created_at", "updated_at"]
+        defaults = [name for name in fields if name not in columns]
+        default_values = [
+            fields[f].get_db_prep_save(fields[f].get_default(), connection) for f in defaults
+        ]
+        rows = (
+            (ids[ref], school_id, *creates[ref].values(), stamp, stamp, *default_values)
+            for ref in members
+        )
+        _insert(model, columns + defaults, rows)
+    return ids
 
 
 def _update(model: type[M], updates: dict[int, dict[str, Any]], now: Any) -> None:
@@ -136,8 +218,11 @@ def _update(model: type[M], updates: dict[int, dict[str, Any]], now: Any) -> Non
         model._default_manager.bulk_update(objs, list(fields), batch_size=BATCH)
 
 
-def _chunks(items: Iterable[int], size: int = BATCH) -> Iterable[list[int]]:
-    chunk: list[int] = []
+T = TypeVar("T")
+
+
+def _batches(items: Iterable[T], size: int) -> Iterable[list[T]]:
+    chunk: list[T] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:
@@ -145,3 +230,7 @@ def _chunks(items: Iterable[int], size: int = BATCH) -> Iterable[list[int]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def _chunks(items: Iterable[int], size: int = BATCH) -> Iterable[list[int]]:
+    return _batches(items, size)

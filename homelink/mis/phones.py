@@ -69,6 +69,41 @@ def classify(raw: str, region: str = "GB") -> Phone:
         return Phone(PhoneKind.INVALID, raw.strip(), "not a phone number")
     if text.startswith("44") and len(text) == 12:
         text = "+" + text
+    if region in _UK_REGIONS:
+        uk = _UK_MOBILE_SHAPE.fullmatch(text)
+        if uk is not None:
+            return _classify_uk_07(uk.group(1))
+    return _classify_slow(text, region)
+
+
+# Great Britain and the Crown Dependencies share +44 and its 07 numbering.
+_UK_REGIONS = frozenset({"GB", "GG", "JE", "IM"})
+_UK_MOBILE_SHAPE = re.compile(r"(?:\+44|0)(7\d{9})")
+
+
+def _classify_uk_07(national: str) -> Phone:
+    """A ten-digit 07 number: fictional, or typed by its first six digits.
+
+    libphonenumber's UK patterns decide validity and type from at most the first six national
+    digits for this length (07624 5 for the Isle of Man is the deepest), so one lookup per
+    block serves every number in it: a school's file is mostly a few thousand blocks.
+    """
+    e164 = "+44" + national
+    if is_fictional(e164):
+        return Phone(PhoneKind.MOBILE, e164)
+    kind, reason = _uk_block(national[:6])
+    if kind == PhoneKind.INVALID:
+        return Phone(kind, "0" + national, reason)
+    return Phone(kind, e164, reason)
+
+
+@lru_cache(maxsize=4096)
+def _uk_block(prefix: str) -> tuple[PhoneKind, str]:
+    result = _classify_slow("+44" + prefix + "0000", "GB")
+    return result.kind, result.reason
+
+
+def _classify_slow(text: str, region: str) -> Phone:
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:

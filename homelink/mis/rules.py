@@ -207,7 +207,10 @@ class Plan:
     member_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     adult_creates: dict[Ref, dict[str, Any]] = field(default_factory=dict)
     adult_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
-    link_creates: list[tuple[Ref, Ref, dict[str, Any]]] = field(default_factory=list)
+    #: (student, adult, (priority, prime, relationship, parental responsibility))
+    link_creates: list[tuple[Ref, Ref, tuple[int | None, bool, str, bool]]] = field(
+        default_factory=list
+    )
     link_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     link_deletes: list[int] = field(default_factory=list)
     #: Existing students given a prime parent by this import: re-checked when applying, in case
@@ -755,12 +758,12 @@ class Planner:
                 (
                     student,
                     ref,
-                    {
-                        "priority": contact.priority,
-                        "prime": prime,
-                        "relationship": relationship_label(contact.relationship),
-                        "parental_responsibility": contact.parental_responsibility,
-                    },
+                    (
+                        contact.priority,
+                        prime,
+                        relationship_label(contact.relationship),
+                        contact.parental_responsibility,
+                    ),
                 )
             )
             if prime and student > 0:

@@ -1,0 +1,87 @@
+"""Which numbers are SMS targets (mis-formats.md §4)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from homelink.mis.phones import PhoneKind, _classify_slow, classify, is_fictional, pick_mobile
+from homelink.mis.records import PhoneRecord
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "07700 900101",
+        "+447700900101",
+        "447700900101",
+        "0044 7700 900101",
+        "+44 (0)7700 900101",
+        "07700-900-101",
+    ],
+)
+def test_every_common_way_of_writing_a_uk_mobile_gives_one_e164(typed: str) -> None:
+    assert classify(typed) == classify("07700900101")
+    assert classify(typed).value == "+447700900101"
+    assert classify(typed).kind == PhoneKind.MOBILE
+
+
+def test_fictional_mobiles_are_mobiles_here_although_libphonenumber_calls_them_invalid() -> None:
+    assert _classify_slow("+447700900101", "GB").kind == PhoneKind.MOBILE
+    assert is_fictional("+447700900000")
+    assert is_fictional("+447700999999")
+    assert not is_fictional("+447700899999")
+    assert not is_fictional("+447788178715")
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind"),
+    [
+        ("07788 178715", PhoneKind.MOBILE),
+        ("07689 415547", PhoneKind.INVALID),  # a pager range typed as mobile in a real file
+        ("07749 21789", PhoneKind.INVALID),  # too short
+        ("0113 496 0000", PhoneKind.NOT_MOBILE),
+        ("07624 123456", PhoneKind.MOBILE),  # Isle of Man
+        ("070 1234 5678", PhoneKind.NOT_MOBILE),  # personal number
+        ("ring after 6", PhoneKind.INVALID),
+    ],
+)
+def test_kinds(typed: str, kind: PhoneKind) -> None:
+    assert classify(typed).kind == kind
+
+
+def test_a_local_number_takes_the_schools_region() -> None:
+    # A Guernsey school writes six-digit local numbers with no area code.
+    assert classify("234981", "GG").value == "+441481234981"
+    assert classify("234981", "GB").kind == PhoneKind.INVALID
+
+
+def test_the_fast_path_for_07_numbers_agrees_with_libphonenumber() -> None:
+    rng = random.Random(7)
+    for _ in range(5000):
+        national = "07" + "".join(rng.choice("0123456789") for _ in range(9))
+        fast, slow = classify(national), _classify_slow(national, "GB")
+        if is_fictional(fast.value):
+            continue
+        assert fast.kind == slow.kind, national
+        if fast.kind != PhoneKind.INVALID:
+            assert fast.value == slow.value
+
+
+def test_pick_mobile_takes_the_first_real_mobile_and_reports_typed_mobiles_that_are_not() -> None:
+    choice = pick_mobile(
+        [
+            PhoneRecord("H", "0113 496 0000"),
+            PhoneRecord("M", "07689 415 547"),
+            PhoneRecord("M", "07700 900123"),
+        ]
+    )
+    assert choice.mobile == "+447700900123"
+    assert [n for n, _ in choice.problems] == ["07689 415 547"]
+    # No number typed mobile: the first other number that is a mobile.
+    assert (
+        pick_mobile([PhoneRecord("W", "0113 496 0000"), PhoneRecord("H", "07700 900124")]).mobile
+        == "+447700900124"
+    )
+    assert pick_mobile([PhoneRecord("H", "0113 496 0000")]).mobile == ""
