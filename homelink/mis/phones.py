@@ -56,24 +56,40 @@ _TYPE_NAMES = {
 }
 
 
-@lru_cache(maxsize=65536)
-def classify(raw: str, region: str = "GB") -> Phone:
-    """Classify one number as typed in the file, in the school's region."""
+def _normal_text(raw: str) -> str:
     text = _JUNK.sub("", raw.strip())
     if text.startswith("00"):
         text = "+" + text[2:]
     # "+44 (0)7…" leaves "+440 7…" once the brackets go.
     if text.startswith("+440"):
         text = "+44" + text[4:]
-    if not text or not re.fullmatch(r"\+?\d{4,17}", text):
-        return Phone(PhoneKind.INVALID, raw.strip(), "not a phone number")
     if text.startswith("44") and len(text) == 12:
         text = "+" + text
+    return text
+
+
+@lru_cache(maxsize=65536)
+def classify(raw: str, region: str = "GB") -> Phone:
+    """Classify one number as typed in the file, in the school's region."""
+    text = _normal_text(raw)
+    if not text or not re.fullmatch(r"\+?\d{4,17}", text):
+        return Phone(PhoneKind.INVALID, raw.strip(), "not a phone number")
     if region in _UK_REGIONS:
         uk = _UK_MOBILE_SHAPE.fullmatch(text)
         if uk is not None:
             return _classify_uk_07(uk.group(1))
     return _classify_slow(text, region)
+
+
+def could_be_mobile(raw: str, region: str) -> bool:
+    """A cheap test that rules out most landlines without libphonenumber: in the UK numbering
+    (shared by Guernsey, Jersey and the Isle of Man) only 07 numbers are mobiles."""
+    if region not in _UK_REGIONS:
+        return True
+    text = _normal_text(raw)
+    if text.startswith("+") and not text.startswith("+44"):
+        return True  # a number abroad: ask libphonenumber
+    return _UK_MOBILE_SHAPE.fullmatch(text) is not None
 
 
 # Great Britain and the Crown Dependencies share +44 and its 07 numbering.
@@ -131,19 +147,25 @@ class MobileChoice:
 def pick_mobile(phones: Iterable[PhoneRecord], region: str = "GB") -> MobileChoice:
     """The first number typed mobile that really is a mobile; failing that, the first other
     number that is a mobile (product.md, "Phones")."""
-    typed_mobile: str = ""
-    other_mobile: str = ""
+    numbers = list(phones)
+    mobile = ""
     problems: list[tuple[str, str]] = []
-    for phone in phones:
+    for phone in numbers:
+        if phone.kind != "M":
+            continue
         result = classify(phone.number, region)
-        if phone.kind == "M":
-            if result.kind == PhoneKind.MOBILE:
-                typed_mobile = typed_mobile or result.value
-            else:
-                problems.append((phone.number.strip(), f"typed as a mobile but {result.reason}"))
-        elif result.kind == PhoneKind.MOBILE and not other_mobile:
-            other_mobile = result.value
-    return MobileChoice(typed_mobile or other_mobile, tuple(problems))
+        if result.kind == PhoneKind.MOBILE:
+            mobile = mobile or result.value
+        else:
+            problems.append((phone.number.strip(), f"typed as a mobile but {result.reason}"))
+    if not mobile:
+        for phone in numbers:
+            if phone.kind != "M" and could_be_mobile(phone.number, region):
+                result = classify(phone.number, region)
+                if result.kind == PhoneKind.MOBILE:
+                    mobile = result.value
+                    break
+    return MobileChoice(mobile, tuple(problems))
 
 
 def normalise_mobile(raw: str, region: str = "GB") -> str:

@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from homelink.mis.phones import PhoneKind, _classify_slow, classify, is_fictional, pick_mobile
+from homelink.mis.phones import (
+    PhoneKind,
+    _classify_slow,
+    classify,
+    could_be_mobile,
+    is_fictional,
+    pick_mobile,
+)
 from homelink.mis.records import PhoneRecord
 
 
@@ -85,3 +92,17 @@ def test_pick_mobile_takes_the_first_real_mobile_and_reports_typed_mobiles_that_
         == "+447700900124"
     )
     assert pick_mobile([PhoneRecord("H", "0113 496 0000")]).mobile == ""
+
+
+def test_the_cheap_landline_filter_never_hides_a_mobile() -> None:
+    rng = random.Random(11)
+    for _ in range(3000):
+        number = (
+            "0"
+            + rng.choice("12345689")
+            + "".join(rng.choice("0123456789") for _ in range(rng.choice([8, 9])))
+        )
+        if not could_be_mobile(number, "GB"):
+            assert classify(number).kind != PhoneKind.MOBILE, number
+    assert could_be_mobile("+33 6 12 34 56 78", "GB")
+    assert could_be_mobile("07700 900123", "GG")
