@@ -33,7 +33,10 @@ class Member(models.Model):
         CURRENT = "current"
         LEFT = "left"
 
-    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="members")
+    # The unique (school, mis_id) index serves lookups by school.
+    school = models.ForeignKey(
+        School, on_delete=models.CASCADE, related_name="members", db_index=False
+    )
     kind = models.CharField(max_length=8, choices=Kind.choices)
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.STUDENT)
     #: UPN for students from a CTF; the MIS's own id otherwise (OneRoster sourcedId, CSV id).
@@ -66,12 +69,15 @@ class Member(models.Model):
 class Adult(models.Model):
     """A linked adult: a parent, carer or other contact of one or more students."""
 
-    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="adults")
+    # The (school, name_key) index serves lookups by school.
+    school = models.ForeignKey(
+        School, on_delete=models.CASCADE, related_name="adults", db_index=False
+    )
     title = models.CharField(max_length=20, blank=True)
     forename = models.CharField(max_length=100)
     surname = models.CharField(max_length=100)
     #: casefolded, accent-free "forename surname": what the identity rule compares.
-    name_key = models.CharField(max_length=201, db_index=True)
+    name_key = models.CharField(max_length=201)
     email = models.CharField(max_length=254, blank=True)
     mobile = models.CharField(max_length=16, blank=True, help_text="E.164")
     #: Who created the adult; details of an imported adult are MIS-owned until they register.
@@ -97,7 +103,10 @@ class Link(models.Model):
     """Student ↔ adult."""
 
     school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="links")
-    student = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="links")
+    # The unique (student, adult) index serves lookups by student.
+    student = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="links", db_index=False
+    )
     adult = models.ForeignKey(Adult, on_delete=models.CASCADE, related_name="links")
     source = models.CharField(max_length=8, choices=Source.choices)
     priority = models.PositiveSmallIntegerField(null=True, blank=True)

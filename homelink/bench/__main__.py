@@ -1,0 +1,29 @@
+"""``make bench``: ``python -m homelink.bench [--quick]``. Prints figures and ratios against the
+floors and the targets in the issues; it is not a test and never fails on a slow machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "homelink.settings")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m homelink.bench")
+    parser.add_argument("--quick", action="store_true", help="small sizes only (2,000 pupils)")
+    parser.add_argument(
+        "--pupils", type=int, action="append", help="import sizes (default 2,000 and 100,000)"
+    )
+    args = parser.parse_args()
+    import django
+
+    django.setup()
+    from homelink.bench import imports
+
+    sizes = args.pupils or ([2_000] if args.quick else [2_000, 100_000])
+    imports.run(sizes)
+
+
+if __name__ == "__main__":
+    main()
