@@ -92,6 +92,9 @@ TEMPLATES = [
 
 _default_db = f"sqlite:///{VAR_DIR / 'homelink.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", _default_db))}
+if "DATABASE_URL" not in os.environ:
+    # SQLite makes its file but not the folder, and var/ is not in a fresh clone.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock up front, so two writers queue on the busy
     # timeout instead of one failing with "database is locked" half-way through; WAL lets

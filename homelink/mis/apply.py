@@ -16,7 +16,7 @@ from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from homelink.mis.rules import Plan, Ref
+from homelink.mis.rules import ADULT_CREATE, MEMBER_CREATE, Plan, Ref
 from homelink.register.models import Adult, Link, Member, Source
 from homelink.schools.models import School
 
@@ -38,7 +38,9 @@ def apply_plan(plan: Plan) -> dict[str, int]:
         yielded["adults"] = _yield_to_people(Adult, plan.adult_updates)
         yielded["primes"] = _yield_primes(plan)
 
-        member_ids = _create(Member, plan.member_creates, school_id=plan.school_id, now=now)
+        member_ids = _create(
+            Member, MEMBER_CREATE, plan.member_creates, school_id=plan.school_id, now=now
+        )
         _update(Member, plan.member_updates, now)
         if plan.leaving:
             for chunk in _chunks(plan.leaving):
@@ -46,7 +48,9 @@ def apply_plan(plan: Plan) -> dict[str, int]:
                     status=Member.Status.LEFT, left_at=now, updated_at=now
                 )
 
-        adult_ids = _create(Adult, plan.adult_creates, school_id=plan.school_id, now=now)
+        adult_ids = _create(
+            Adult, ADULT_CREATE, plan.adult_creates, school_id=plan.school_id, now=now
+        )
         _update(Adult, plan.adult_updates, now)
 
         for chunk in _chunks(plan.link_deletes):
@@ -179,31 +183,32 @@ def _yield_primes(plan: Plan) -> int:
 
 
 def _create(
-    model: type[M], creates: dict[Ref, dict[str, Any]], *, school_id: int, now: Any
+    model: type[M],
+    given: tuple[str, ...],
+    creates: dict[Ref, tuple[Any, ...]],
+    *,
+    school_id: int,
+    now: Any,
 ) -> dict[Ref, int]:
+    """Insert planned rows (tuples in ``given`` column order); what they leave out takes the
+    model's default. Returns the new ids by planned ref."""
     if not creates:
         return {}
     refs = list(creates)
-    ids = dict(zip(refs, _allocate_ids(model, len(refs)), strict=True))
+    ids = _allocate_ids(model, len(refs))
     fields = {f.attname: f for f in model._meta.concrete_fields}
+    columns = ["id", "school_id", *given, "created_at", "updated_at"]
+    defaults = [name for name in fields if name not in columns]
+    default_values = [
+        fields[f].get_db_prep_save(fields[f].get_default(), connection) for f in defaults
+    ]
     stamp = connection.ops.adapt_datetimefield_value(now)
-    # Rows are inserted in groups with the same keys (a file may say nothing of a field for
-    # some members); what a row leaves out takes the model's default.
-    groups: dict[tuple[str, ...], list[Ref]] = defaultdict(list)
-    for ref in refs:
-        groups[tuple(creates[ref])].append(ref)
-    for given, members in groups.items():
-        columns = ["id", "school_id", *given, "created_at", "updated_at"]
-        defaults = [name for name in fields if name not in columns]
-        default_values = [
-            fields[f].get_db_prep_save(fields[f].get_default(), connection) for f in defaults
-        ]
-        rows = (
-            (ids[ref], school_id, *creates[ref].values(), stamp, stamp, *default_values)
-            for ref in members
-        )
-        _insert(model, columns + defaults, rows)
-    return ids
+    rows = (
+        (pk, school_id, *creates[ref], stamp, stamp, *default_values)
+        for pk, ref in zip(ids, refs, strict=True)
+    )
+    _insert(model, columns + defaults, rows)
+    return dict(zip(refs, ids, strict=True))
 
 
 def _update(model: type[M], updates: dict[int, dict[str, Any]], now: Any) -> None:

@@ -68,7 +68,8 @@ def _normal_text(raw: str) -> str:
     return text
 
 
-@lru_cache(maxsize=65536)
+# Small: most numbers in a file are unique; the cache serves the numbers siblings share.
+@lru_cache(maxsize=4096)
 def classify(raw: str, region: str = "GB") -> Phone:
     """Classify one number as typed in the file, in the school's region."""
     text = _normal_text(raw)

@@ -13,6 +13,7 @@ import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 from django.conf import settings
@@ -86,22 +87,36 @@ MEMBER_FIELDS = list(MemberState.__slots__)
 
 @dataclass(slots=True)
 class AdultState:
+    """An adult as the planner needs it. Its details are kept only as a digest: they are read
+    for the few adults the file changes, not held for the hundreds of thousands it does not."""
+
     id: int
-    title: str
-    forename: str
-    surname: str
     name_key: str
-    email: str
-    mobile: str
     source: str
     registered: bool
     opted_out: bool
     court_order: bool
     held: bool
     mis_id: str
+    details: int
 
 
-ADULT_FIELDS = list(AdultState.__slots__)
+ADULT_FIELDS = [
+    "id",
+    "name_key",
+    "source",
+    "registered",
+    "opted_out",
+    "court_order",
+    "held",
+    "mis_id",
+]
+DETAIL_FIELDS = ("title", "forename", "surname", "email", "mobile")
+
+
+def details_digest(values: tuple[str, ...]) -> int:
+    """Stands for an adult's DETAIL_FIELDS within one process (str hashes are per process)."""
+    return hash(values)
 
 
 @dataclass(slots=True)
@@ -119,6 +134,31 @@ class LinkState:
 
 LINK_FIELDS = list(LinkState.__slots__)
 
+MEMBER_CREATE = (
+    "mis_id",
+    "kind",
+    "role",
+    "former_upn",
+    "admission_no",
+    "forename",
+    "surname",
+    "year",
+    "reg_group",
+    "email",
+    "mobile",
+)
+ADULT_CREATE = (
+    "title",
+    "forename",
+    "surname",
+    "name_key",
+    "email",
+    "mobile",
+    "court_order",
+    "held",
+    "mis_id",
+)
+
 
 @dataclass(slots=True)
 class Register:
@@ -130,13 +170,35 @@ class Register:
     links: dict[int, list[LinkState]]
 
 
+def _batches(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _interning(fields: list[str], names: set[str]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A row converter that interns the given text columns: names, years, relationships and
+    codes repeat across a school, and a big register's rows would otherwise hold copies."""
+    positions = [i for i, name in enumerate(fields) if name in names]
+
+    def convert(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(row)
+        for i in positions:
+            values[i] = intern(values[i])
+        return tuple(values)
+
+    return convert
+
+
 def load_register(school: School) -> Register:
     """One query per table, compact rows: a 100,000-pupil school fits in memory this way."""
     members: dict[str, MemberState] = {}
     by_former: dict[str, MemberState] = {}
     by_admission: dict[str, MemberState] = {}
+    convert = _interning(
+        MEMBER_FIELDS, {"kind", "role", "forename", "surname", "year", "reg_group", "status"}
+    )
     for row in Member.objects.filter(school=school).values_list(*MEMBER_FIELDS).iterator(2000):
-        m = MemberState(*row)
+        m = MemberState(*convert(row))
         members[m.mis_id] = m
         if m.former_upn:
             by_former[m.former_upn] = m
@@ -144,17 +206,37 @@ def load_register(school: School) -> Register:
             by_admission[m.admission_no] = m
     adults: dict[int, AdultState] = {}
     by_adult_mis_id: dict[str, int] = {}
-    for row in Adult.objects.filter(school=school).values_list(*ADULT_FIELDS).iterator(2000):
-        a = AdultState(*row)
+    for row in (
+        Adult.objects.filter(school=school)
+        .values_list(*ADULT_FIELDS, *DETAIL_FIELDS)
+        .iterator(2000)
+    ):
+        pk, key, source, registered, opted_out, court_order, held, mis_id, *details = row
+        a = AdultState(
+            pk,
+            key,
+            intern(source),
+            registered,
+            opted_out,
+            court_order,
+            held,
+            mis_id,
+            details_digest(tuple(details)),
+        )
         adults[a.id] = a
         if a.mis_id:
             by_adult_mis_id[a.mis_id] = a.id
     links: dict[int, list[LinkState]] = defaultdict(list)
+    convert = _interning(LINK_FIELDS, {"source", "prime_set_by", "relationship"})
     for row in Link.objects.filter(school=school).values_list(*LINK_FIELDS).iterator(2000):
-        link = LinkState(*row)
+        link = LinkState(*convert(row))
         links[link.student_id].append(link)
     return Register(members, by_former, by_admission, adults, by_adult_mis_id, links)
 
+
+#: A label for the preview, or a function making one: most are never shown (the preview keeps
+#: the first entries of each kind), and a big import makes hundreds of thousands.
+Label = str | Callable[[], str]
 
 # --- the plan ----------------------------------------------------------------------------------
 
@@ -172,14 +254,14 @@ class Report:
     issues: list[dict[str, Any]] = field(default_factory=list)
     issue_counts: Counter[str] = field(default_factory=Counter)
 
-    def add(self, action: str, what: str, label: str, reason: str = "", **extra: Any) -> None:
+    def add(self, action: str, what: str, label: Label, reason: str = "", **extra: Any) -> None:
         key = f"{what}_{action}"
         self.counts[key] += 1
         if reason:
             self.reasons[f"{what} {action}: {reason}"] += 1
         bucket = self.details[action]
         if len(bucket) < DETAIL_LIMIT:
-            entry: dict[str, Any] = {"what": what, "who": label}
+            entry: dict[str, Any] = {"what": what, "who": label() if callable(label) else label}
             if reason:
                 entry["reason"] = reason
             entry.update(extra)
@@ -203,9 +285,11 @@ class Plan:
     students_whole_roll: bool
     staff_whole_roll: bool
     links_removable: bool
-    member_creates: dict[Ref, dict[str, Any]] = field(default_factory=dict)
+    #: New rows as tuples in MEMBER_CREATE / ADULT_CREATE column order: a first import plans
+    #: hundreds of thousands of them, and a dict each would cost several times the memory.
+    member_creates: dict[Ref, tuple[Any, ...]] = field(default_factory=dict)
     member_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
-    adult_creates: dict[Ref, dict[str, Any]] = field(default_factory=dict)
+    adult_creates: dict[Ref, tuple[Any, ...]] = field(default_factory=dict)
     adult_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: (student, adult, (priority, prime, relationship, parental responsibility))
     link_creates: list[tuple[Ref, Ref, tuple[int | None, bool, str, bool]]] = field(
@@ -354,9 +438,21 @@ class Statement:
     mobile: str
     court_order: bool
     mis_id: str
-    who: str
     student: str
+    student_label: str
     where: str
+
+    @property
+    def who(self) -> str:
+        return f"{self.forename} {self.surname}, contact of {self.student_label}"
+
+    @property
+    def details(self) -> int:
+        return details_digest((self.title, self.forename, self.surname, self.email, self.mobile))
+
+
+def _who_of(statement: Statement) -> Callable[[], str]:
+    return lambda: statement.who
 
 
 class Planner:
@@ -395,11 +491,12 @@ class Planner:
         # each is known by. New adults join as they are planned; existing adults join once the
         # whole file is read, with the details this import leaves them (see finish).
         self._by_name: dict[str, list[Ref]] = defaultdict(list)
-        self._known_details: dict[Ref, set[str]] = defaultdict(set)
+        self._known_details: dict[Ref, tuple[str, str]] = {}
         self._existing_names = {adult.name_key for adult in register.adults.values()}
         # What the file says about each adult the plan keeps or links: the statement under the
         # first student in file order wins, whatever order the rules meet them in.
         self._statements: dict[Ref, Statement] = {}
+        self._firsts: dict[Ref, tuple[int, tuple[str, str]]] = {}
         self._conflicts: set[Ref] = set()
         # Students whose new contacts share a name with an adult already in the register wait
         # until every statement about existing adults is known.
@@ -443,14 +540,14 @@ class Planner:
 
     def _member_fields(self, record: MemberRecord, label: str) -> dict[str, Any]:
         values: dict[str, Any] = {
-            "forename": clean_text(record.forename),
-            "surname": clean_text(record.surname),
+            "forename": intern(clean_text(record.forename)),
+            "surname": intern(clean_text(record.surname)),
             "role": record.role.value,
         }
         if record.year is not None:
-            values["year"] = clean_text(record.year)
+            values["year"] = intern(clean_text(record.year))
         if record.reg_group is not None:
-            values["reg_group"] = clean_text(record.reg_group)
+            values["reg_group"] = intern(clean_text(record.reg_group))
         if record.admission_no:
             values["admission_no"] = record.admission_no
         if record.email is not None:
@@ -475,10 +572,10 @@ class Planner:
         values = self._member_fields(record, label)
         values.update(
             mis_id=record.mis_id,
-            kind=Member.Kind.STUDENT if record.is_student else Member.Kind.ADULT,
+            kind=(Member.Kind.STUDENT if record.is_student else Member.Kind.ADULT).value,
             former_upn=record.former_ids[0] if record.former_ids else "",
         )
-        self.plan.member_creates[ref] = values
+        self.plan.member_creates[ref] = tuple(values.get(name, "") for name in MEMBER_CREATE)
         self.report.add("create", "student" if record.is_student else "staff", label)
         return ref
 
@@ -545,13 +642,25 @@ class Planner:
         """Resolve the deferred students against the details existing adults will have."""
         if not self._deferred:
             return
-        for adult in self.register.adults.values():
-            email, mobile = adult.email, adult.mobile
-            statement = self._statements.get(adult.id)
-            if statement is not None and self._takes_details(adult):
-                email, mobile = statement.email, statement.mobile
-            self._by_name[adult.name_key].append(adult.id)
-            self._note_details(adult.id, email, mobile)
+        needed = {
+            name_key(item.contact.forename, item.contact.surname)
+            for *_, resolved in self._deferred
+            for item in resolved
+            if item.ref is None
+        }
+        for chunk in _batches(sorted(needed), 500):
+            rows = Adult.objects.filter(school=self.school, name_key__in=chunk).values_list(
+                "id", "email", "mobile"
+            )
+            for adult_id, email, mobile in rows:
+                adult = self.register.adults.get(adult_id)
+                if adult is None:
+                    continue  # made after the register was read: not this import's to match
+                statement = self._statements.get(adult_id)
+                if statement is not None and self._takes_details(adult):
+                    email, mobile = statement.email, statement.mobile
+                self._by_name[adult.name_key].append(adult_id)
+                self._note_details(adult_id, email, mobile)
         for index, student, record, label, resolved in self._deferred:
             self._index = index  # statements rank by the student's place in the file
             self._resolve_across([item for item in resolved if item.ref is None], label)
@@ -559,10 +668,7 @@ class Planner:
         self._deferred = []
 
     def _note_details(self, ref: Ref, email: str, mobile: str) -> None:
-        if email:
-            self._known_details[ref].add(email)
-        if mobile:
-            self._known_details[ref].add(mobile)
+        self._known_details[ref] = (email, mobile)
 
     def _resolve_within(self, student: Ref, record: MemberRecord, label: str) -> list[Resolved]:
         """Rule 7 within one student: the same student and the same normalised name is the same
@@ -582,7 +688,7 @@ class Planner:
         resolved: list[Resolved] = []
         for _, contact in ordered:
             key = name_key(contact.forename, contact.surname)
-            who = self._contact_label(contact, label)
+            who = self._who(contact, label)
             if not key:
                 self.report.add("skip", "adult", who, "no name")
                 continue
@@ -593,12 +699,14 @@ class Planner:
             email = normalise_email(contact.email)
             if email is None:
                 self.report.issue(
-                    "invalid_email", f"{who}: the email is not an address", where=contact.where
+                    "invalid_email", f"{who()}: the email is not an address", where=contact.where
                 )
                 email = ""
             choice = pick_mobile(contact.phones, self.region)
             for number, reason in choice.problems:
-                self.report.issue("not_mobile", f"{who}: {number} is {reason}", where=contact.where)
+                self.report.issue(
+                    "not_mobile", f"{who()}: {number} is {reason}", where=contact.where
+                )
             item = Resolved(contact, email, choice.mobile)
             # The MIS's own contact id, where the format has one, is the strongest evidence.
             known = self.register.by_adult_mis_id.get(contact.mis_id) if contact.mis_id else None
@@ -614,7 +722,7 @@ class Planner:
                 )
                 self.report.issue(
                     "ambiguous_match",
-                    f"{who}: several linked adults share this name",
+                    f"{who()}: several linked adults share this name",
                     where=contact.where,
                 )
             resolved.append(item)
@@ -630,17 +738,19 @@ class Planner:
             key = name_key(contact.forename, contact.surname)
             mine = {d for d in (item.email, item.mobile) if d}
             candidates = [
-                ref for ref in self._by_name.get(key, []) if mine & self._known_details[ref]
+                ref
+                for ref in self._by_name.get(key, [])
+                if any(detail in self._known_details[ref] for detail in mine)
             ]
             if len(candidates) > 1:
                 item.ambiguous = True
-                who = self._contact_label(contact, label)
+                who = self._who(contact, label)
                 self.report.add(
                     "skip", "adult", who, "ambiguous: several adults match this name and details"
                 )
                 self.report.issue(
                     "ambiguous_match",
-                    f"{who}: {len(candidates)} adults share this name and an email or mobile",
+                    f"{who()}: {len(candidates)} adults share this name and an email or mobile",
                     where=contact.where,
                 )
             elif candidates:
@@ -677,7 +787,7 @@ class Planner:
             listed = wanted.get(link.adult_id)
             follows_file = link.source == Source.IMPORT and not link.prime_set_by
             if listed is None:
-                who = self._adult_label(link.adult_id, label)
+                who = self._adult_who(link.adult_id, label)
                 if link.source != Source.IMPORT:
                     pass  # rule 5: web and manual links are never removed by an import
                 elif not follows_file:
@@ -699,7 +809,7 @@ class Planner:
                 continue
             contact = listed.contact
             if link.source != Source.IMPORT:
-                who = self._contact_label(contact, label)
+                who = self._who(contact, label)
                 self.report.add(
                     "skip",
                     "link",
@@ -727,7 +837,7 @@ class Planner:
         # Rule 2 (priority 1 → prime, for a student with no prime), then rule 3.
         for ref, item in wanted.items():
             contact = item.contact
-            who = self._contact_label(contact, label)
+            who = self._who(contact, label)
             current = linked.get(ref)
             if current is not None:
                 if (
@@ -739,7 +849,7 @@ class Planner:
                 ):
                     updates[current.id]["prime"] = True
                     self.plan.new_prime_students.add(student)
-                self._state(ref, item, record)
+                self._state(ref, item, record, label)
                 continue
             if contact.priority == 1 and not had_prime:
                 prime = True
@@ -753,7 +863,7 @@ class Planner:
                     "skip", "link", who, "lower-priority contacts are not imported (school setting)"
                 )
                 continue
-            self._state(ref, item, record)
+            self._state(ref, item, record, label)
             self.plan.link_creates.append(
                 (
                     student,
@@ -795,42 +905,47 @@ class Planner:
 
     # -- adults -------------------------------------------------------------------------------
 
-    def _state(self, ref: Ref, item: Resolved, record: MemberRecord) -> None:
+    def _state(self, ref: Ref, item: Resolved, record: MemberRecord, label: str) -> None:
         """Record what the file says about an adult the plan keeps or links (first student in
         file order wins; a different statement elsewhere is a data issue)."""
         contact = item.contact
         statement = Statement(
             index=self._index,
-            title=clean_text(contact.title),
-            forename=clean_text(contact.forename),
-            surname=clean_text(contact.surname),
+            # Interned: a school's first names, surnames and titles repeat a great deal.
+            title=intern(clean_text(contact.title)),
+            forename=intern(clean_text(contact.forename)),
+            surname=intern(clean_text(contact.surname)),
             email=item.email,
             mobile=item.mobile,
             court_order=contact.court_order,
             mis_id=contact.mis_id,
-            who=self._contact_label(
-                contact,
-                f"{clean_text(record.forename)} {clean_text(record.surname)} ({record.mis_id})",
-            ),
             student=record.mis_id,
+            student_label=label,
             where=contact.where,
         )
-        current = self._statements.get(ref)
-        if current is None:
-            self._statements[ref] = statement
-            return
-        if (current.email, current.mobile) != (
-            statement.email,
-            statement.mobile,
-        ) and ref not in self._conflicts:
-            self._conflicts.add(ref)
-            self.report.issue(
-                "conflicting_details",
-                f"{statement.who}: the file gives this adult different details under another student; the first is kept",
-                student=record.mis_id,
-                where=contact.where,
-            )
-        if statement.index < current.index:
+        said = (statement.email, statement.mobile)
+        first = self._firsts.get(ref)
+        if first is not None:
+            if first[1] != said and ref not in self._conflicts:
+                self._conflicts.add(ref)
+                self.report.issue(
+                    "conflicting_details",
+                    f"{statement.who}: the file gives this adult different details under another student; the first is kept",
+                    student=record.mis_id,
+                    where=contact.where,
+                )
+            if first[0] <= statement.index:
+                return
+        self._firsts[ref] = (statement.index, said)
+        adult = self.register.adults.get(ref) if ref > 0 else None
+        if (
+            adult is not None
+            and adult.court_order == statement.court_order
+            and adult.details == statement.details
+        ):
+            # What the register already says: nothing to write, nothing to hold.
+            self._statements.pop(ref, None)
+        else:
             self._statements[ref] = statement
 
     def _takes_details(self, adult: AdultState) -> bool:
@@ -839,19 +954,23 @@ class Planner:
 
     def finish_adults(self) -> None:
         """Create or update every adult the plan keeps or links (rules 1, 4, 6 and 9)."""
-        for ref, st in self._statements.items():
+        changing: dict[int, Statement] = {}
+        stated: dict[int, Statement] = {}
+        # Popped as they are turned into rows, so statements and rows are never all held at once.
+        for ref in list(self._statements):
+            st = self._statements.pop(ref)
             if ref < 0:
-                self.plan.adult_creates[ref] = {
-                    "title": st.title,
-                    "forename": st.forename,
-                    "surname": st.surname,
-                    "name_key": name_key(st.forename, st.surname),
-                    "email": st.email,
-                    "mobile": st.mobile,
-                    "court_order": st.court_order,
-                    "held": st.court_order,
-                    "mis_id": st.mis_id,
-                }
+                self.plan.adult_creates[ref] = (
+                    st.title,
+                    st.forename,
+                    st.surname,
+                    name_key(st.forename, st.surname),
+                    st.email,
+                    st.mobile,
+                    st.court_order,
+                    st.court_order,
+                    st.mis_id,
+                )
                 self.report.add(
                     "create",
                     "adult",
@@ -885,7 +1004,7 @@ class Planner:
                 )
             elif not st.court_order and adult.court_order:
                 changes["court_order"] = False
-            differs = (st.email, st.mobile) != (adult.email, adult.mobile)
+            differs = st.details != adult.details
             if adult.source != Source.IMPORT:
                 pass  # staff or the adult made this record: its details are not the MIS's
             elif adult.opted_out:
@@ -894,26 +1013,46 @@ class Planner:
             elif adult.registered:
                 if differs:
                     self.report.add("skip", "adult", st.who, "registered: keeps their own details")
-            else:
-                wanted = {
-                    "title": st.title,
-                    "forename": st.forename,
-                    "surname": st.surname,
-                    "email": st.email,
-                    "mobile": st.mobile,
-                }
-                changes.update({k: v for k, v in wanted.items() if getattr(adult, k) != v})
+            elif differs:
+                changing[ref] = st
+            stated[ref] = st
             if changes:
                 self.plan.adult_updates[ref] = changes
-                self.report.add("update", "adult", st.who, fields=sorted(changes))
-        self._statements = {}
+        # The details of the adults the file changes, read now: a handful on a nightly import.
+        for chunk in _batches(sorted(changing), 500):
+            for pk, *current in Adult.objects.filter(pk__in=chunk).values_list(
+                "pk", *DETAIL_FIELDS
+            ):
+                st = changing[pk]
+                wanted = (st.title, st.forename, st.surname, st.email, st.mobile)
+                changes = self.plan.adult_updates.setdefault(pk, {})
+                changes.update(
+                    {
+                        f: new
+                        for f, old, new in zip(DETAIL_FIELDS, current, wanted, strict=True)
+                        if old != new
+                    }
+                )
+        for ref, changes in self.plan.adult_updates.items():
+            if changes:
+                self.report.add("update", "adult", _who_of(stated[ref]), fields=sorted(changes))
+        self.plan.adult_updates = {
+            ref: changes for ref, changes in self.plan.adult_updates.items() if changes
+        }
+
+    def _who(self, contact: ContactRecord, student_label: str) -> Callable[[], str]:
+        return lambda: self._contact_label(contact, student_label)
+
+    def _adult_who(self, adult_id: int, student_label: str) -> Callable[[], str]:
+        return lambda: self._adult_label(adult_id, student_label)
 
     def _contact_label(self, contact: ContactRecord, student_label: str) -> str:
         return f"{clean_text(contact.forename)} {clean_text(contact.surname)}, contact of {student_label}"
 
     def _adult_label(self, adult_id: int, student_label: str) -> str:
-        adult = self.register.adults[adult_id]
-        return f"{adult.forename} {adult.surname}, contact of {student_label}"
+        names = Adult.objects.filter(pk=adult_id).values_list("forename", "surname").first()
+        forename, surname = names or ("?", "?")
+        return f"{forename} {surname}, contact of {student_label}"
 
 
 def build_plan(
