@@ -72,7 +72,7 @@ def apply_plan(plan: Plan) -> dict[str, int]:
                 stamp,
                 stamp,
             )
-            for student, adult, (priority, prime, relationship, responsibility) in plan.link_creates
+            for student, adult, priority, prime, relationship, responsibility in plan.link_creates
         )
         # A registration may have linked the same pair meanwhile: theirs stands.
         _insert(Link, LINK_COLUMNS, rows, ignore_conflicts=True)
@@ -169,11 +169,8 @@ def _yield_primes(plan: Plan) -> int:
         )
     if not taken:
         return 0
-    plan.link_creates = [
-        (student, adult, values)
-        for student, adult, values in plan.link_creates
-        if not (student in taken and values[1])
-    ]
+    # (student, adult, priority, prime, …): drop the prime links planned for those students.
+    plan.link_creates = [row for row in plan.link_creates if not (row[0] in taken and row[3])]
     promoting = [pk for pk, changes in plan.link_updates.items() if changes.get("prime") is True]
     student_of = dict(Link.objects.filter(pk__in=promoting).values_list("pk", "student_id"))
     for pk in promoting:

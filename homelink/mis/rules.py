@@ -292,9 +292,7 @@ class Plan:
     adult_creates: dict[Ref, tuple[Any, ...]] = field(default_factory=dict)
     adult_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: (student, adult, (priority, prime, relationship, parental responsibility))
-    link_creates: list[tuple[Ref, Ref, tuple[int | None, bool, str, bool]]] = field(
-        default_factory=list
-    )
+    link_creates: list[tuple[Ref, Ref, int | None, bool, str, bool]] = field(default_factory=list)
     link_updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     link_deletes: list[int] = field(default_factory=list)
     #: Existing students given a prime parent by this import: re-checked when applying, in case
@@ -490,13 +488,17 @@ class Planner:
         # Cross-sibling identity (rule 7): name → candidate adults, with the email and mobile
         # each is known by. New adults join as they are planned; existing adults join once the
         # whole file is read, with the details this import leaves them (see finish).
-        self._by_name: dict[str, list[Ref]] = defaultdict(list)
+        # Most names belong to one adult: a bare ref then, a list only for shared names.
+        self._by_name: dict[str, Ref | list[Ref]] = {}
+        #: Existing adults' details for matching (new adults' are in their statements).
         self._known_details: dict[Ref, tuple[str, str]] = {}
         self._existing_names = {adult.name_key for adult in register.adults.values()}
         # What the file says about each adult the plan keeps or links: the statement under the
         # first student in file order wins, whatever order the rules meet them in.
         self._statements: dict[Ref, Statement] = {}
-        self._firsts: dict[Ref, tuple[int, tuple[str, str]]] = {}
+        #: ref → (file position, digest of the email and mobile) of its winning statement.
+        self._firsts: dict[Ref, tuple[int, int]] = {}
+        self._pending: dict[Ref, tuple[str, str]] = {}
         self._conflicts: set[Ref] = set()
         # Students whose new contacts share a name with an adult already in the register wait
         # until every statement about existing adults is known.
@@ -659,16 +661,34 @@ class Planner:
                 statement = self._statements.get(adult_id)
                 if statement is not None and self._takes_details(adult):
                     email, mobile = statement.email, statement.mobile
-                self._by_name[adult.name_key].append(adult_id)
-                self._note_details(adult_id, email, mobile)
+                self._index_name(adult.name_key, adult_id)
+                self._known_details[adult_id] = (email, mobile)
         for index, student, record, label, resolved in self._deferred:
             self._index = index  # statements rank by the student's place in the file
             self._resolve_across([item for item in resolved if item.ref is None], label)
             self._plan_links(student, record, label, resolved)
         self._deferred = []
 
-    def _note_details(self, ref: Ref, email: str, mobile: str) -> None:
-        self._known_details[ref] = (email, mobile)
+    def _index_name(self, key: str, ref: Ref) -> None:
+        known = self._by_name.get(key)
+        if known is None:
+            self._by_name[key] = ref
+        elif isinstance(known, list):
+            known.append(ref)
+        else:
+            self._by_name[key] = [known, ref]
+
+    def _named(self, key: str) -> list[Ref]:
+        known = self._by_name.get(key)
+        if known is None:
+            return []
+        return known if isinstance(known, list) else [known]
+
+    def _details_of(self, ref: Ref) -> tuple[str, str]:
+        if ref > 0:
+            return self._known_details.get(ref, ("", ""))
+        statement = self._statements.get(ref)
+        return (statement.email, statement.mobile) if statement is not None else self._pending[ref]
 
     def _resolve_within(self, student: Ref, record: MemberRecord, label: str) -> list[Resolved]:
         """Rule 7 within one student: the same student and the same normalised name is the same
@@ -739,8 +759,8 @@ class Planner:
             mine = {d for d in (item.email, item.mobile) if d}
             candidates = [
                 ref
-                for ref in self._by_name.get(key, [])
-                if any(detail in self._known_details[ref] for detail in mine)
+                for ref in self._named(key)
+                if any(detail in self._details_of(ref) for detail in mine)
             ]
             if len(candidates) > 1:
                 item.ambiguous = True
@@ -757,8 +777,9 @@ class Planner:
                 item.ref = candidates[0]
             else:
                 item.ref = next(self._new_refs)
-                self._by_name[key].append(item.ref)
-                self._note_details(item.ref, item.email, item.mobile)
+                self._index_name(key, item.ref)
+                # Until a link needs it (and its statement is made), the adult is known by this.
+                self._pending[item.ref] = (item.email, item.mobile)
 
     def _plan_links(
         self, student: Ref, record: MemberRecord, label: str, resolved: list[Resolved]
@@ -868,12 +889,10 @@ class Planner:
                 (
                     student,
                     ref,
-                    (
-                        contact.priority,
-                        prime,
-                        relationship_label(contact.relationship),
-                        contact.parental_responsibility,
-                    ),
+                    contact.priority,
+                    prime,
+                    relationship_label(contact.relationship),
+                    contact.parental_responsibility,
                 )
             )
             if prime and student > 0:
@@ -921,10 +940,15 @@ class Planner:
             mis_id=contact.mis_id,
             student=record.mis_id,
             student_label=label,
-            where=contact.where,
+            where=record.where,
         )
-        said = (statement.email, statement.mobile)
-        first = self._firsts.get(ref)
+        said = hash((statement.email, statement.mobile))
+        if ref < 0:
+            self._pending.pop(ref, None)
+            held = self._statements.get(ref)
+            first = (held.index, hash((held.email, held.mobile))) if held is not None else None
+        else:
+            first = self._firsts.get(ref)
         if first is not None:
             if first[1] != said and ref not in self._conflicts:
                 self._conflicts.add(ref)
@@ -936,13 +960,12 @@ class Planner:
                 )
             if first[0] <= statement.index:
                 return
+        if ref < 0:
+            self._statements[ref] = statement
+            return
         self._firsts[ref] = (statement.index, said)
-        adult = self.register.adults.get(ref) if ref > 0 else None
-        if (
-            adult is not None
-            and adult.court_order == statement.court_order
-            and adult.details == statement.details
-        ):
+        adult = self.register.adults[ref]
+        if adult.court_order == statement.court_order and adult.details == statement.details:
             # What the register already says: nothing to write, nothing to hold.
             self._statements.pop(ref, None)
         else:
