@@ -12,10 +12,11 @@ parser's own defences.
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import re
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -39,10 +40,15 @@ _CHUNK = 64 * 1024
 _PROLOG_LIMIT = 1024 * 1024
 
 _UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
+_UPN_VALUES = {char: value for value, char in enumerate(_UPN_LETTERS)} | {
+    str(digit): digit for digit in range(10)
+}
+_UPN_WEIGHTS = range(2, 14)
 _UPN_SHAPE = re.compile(r"[A-Z]\d{11}[0-9A-Z]")
 _WHOLE_NUMBER = re.compile(r"[+-]?\d+")
 _TRUE = frozenset({"true", "1", "y", "yes"})
 _FALSE = frozenset({"false", "0", "n", "no"})
+_BOOLEANS = _TRUE | _FALSE
 
 _DOCTYPE_REFUSED = (
     "the file declares a DOCTYPE (a document type, which can define entities); CTF files never "
@@ -56,9 +62,13 @@ def upn_check_letter(upn: str) -> str:
     """The DfE check letter for a UPN's characters 2 to 13 (a final letter, as in a temporary
     UPN, counts as its position in the check alphabet)."""
     body = upn[1:13] if len(upn) >= 13 else upn
-    total = 0
-    for weight, char in enumerate(body, start=2):
-        total += weight * (int(char) if char.isdigit() else _UPN_LETTERS.index(char))
+    try:
+        total = sum(map(operator.mul, _UPN_WEIGHTS, map(_UPN_VALUES.__getitem__, body)))
+    except KeyError:
+        # Not ASCII digits and check letters: worked out one by one, as ever.
+        total = 0
+        for weight, char in enumerate(body, start=2):
+            total += weight * (int(char) if char.isdigit() else _UPN_LETTERS.index(char))
     return _UPN_LETTERS[total % 23]
 
 
@@ -105,16 +115,73 @@ def _name(tag: str) -> str:
     return name
 
 
-def _kids(elem: Element) -> dict[str, list[Element]]:
-    out: dict[str, list[Element]] = {}
-    for child in elem:
-        out.setdefault(_name(child.tag), []).append(child)
-    return out
+_TAG = operator.attrgetter("tag")
+# A layout longer than this (no CTF element has so many children) is worked out, not kept.
+_LAYOUT_LIMIT = 64
+
+Layout = tuple[tuple[int, ...], ...]
 
 
-def _first(kids: dict[str, list[Element]], name: str) -> Element | None:
-    found = kids.get(name)
-    return found[0] if found else None
+class _Fields:
+    """Finds the children an element of one kind (a Pupil, a Contact…) is read for.
+
+    Called on an element, it gives the element's children and, for each of ``fields`` (names in
+    lower case) in turn, the indexes of the children of that name, whatever its case, in file
+    order. Those depend only on the children's tags, which repeat from pupil to pupil, so each
+    layout is worked out once and then looked up: one look-up an element rather than one a
+    child, which is most of the cost of a roll of thousands."""
+
+    __slots__ = ("_fields", "_layouts")
+
+    def __init__(self, *fields: str) -> None:
+        self._fields = fields
+        self._layouts: dict[tuple[str, ...], Layout] = {}
+
+    def __call__(self, elem: Element | None) -> tuple[list[Element], Layout]:
+        children = [] if elem is None else list(elem)
+        tags = tuple(map(_TAG, children))
+        layout = self._layouts.get(tags)
+        if layout is None:
+            found: dict[str, list[int]] = {}
+            for index, tag in enumerate(tags):
+                found.setdefault(_name(tag), []).append(index)
+            layout = tuple(tuple(found.get(field, ())) for field in self._fields)
+            if len(tags) <= _LAYOUT_LIMIT and len(self._layouts) < 256:
+                self._layouts[tags] = layout
+        return children, layout
+
+
+def _first(children: list[Element], found: tuple[int, ...]) -> Element | None:
+    return children[found[0]] if found else None
+
+
+def _first_text(children: list[Element], found: tuple[int, ...]) -> str:
+    """The first of the found children's text, stripped; "" with none."""
+    return (children[found[0]].text or "").strip() if found else ""
+
+
+def _first_name(children: list[Element], found: tuple[int, ...]) -> str:
+    """The first of the found children's text as a name: its words, one space apart."""
+    # SIMS pads names and addresses with runs of spaces; a name is its words.
+    return " ".join((children[found[0]].text or "").split()) if found else ""
+
+
+_HEADER = _Fields("documentqualifier", "ctfversion", "sourceschool", "destschool")
+_SCHOOL = _Fields("urn", "lea", "estab", "schoolname")
+_PUPIL = _Fields("upn", "surname", "forename", "basicdetails", "email", "phones", "contacts")
+_BASIC = _Fields("ncyearactual", "formerupn")
+_CONTACT = _Fields(
+    "forename",
+    "surname",
+    "order",
+    "responsibility",
+    "title",
+    "relationship",
+    "email",
+    "suppinfo",
+    "phones",
+)
+_PHONE = _Fields("phoneno", "telephonetype")
 
 
 def _text(elem: Element | None) -> str:
@@ -123,29 +190,59 @@ def _text(elem: Element | None) -> str:
     return (elem.text or "").strip()
 
 
-def _name_text(elem: Element | None) -> str:
-    # SIMS pads names and addresses with runs of spaces; a name is its words.
-    return " ".join(_text(elem).split())
-
-
 def _line(elem: Element) -> str:
     return f"line {elem.sourceline}" if elem.sourceline else "an unknown line"
+
+
+def _spellings(word: str) -> tuple[str, ...]:
+    """Every upper- and lower-case spelling of ``word``, in any namespace or none: as an event
+    filter, it lets through exactly the elements whose ``_name`` is ``word``."""
+    found = [""]
+    for char in word:
+        found = [
+            start + case for start in found for case in dict.fromkeys(char.lower() + char.upper())
+        ]
+    return tuple("{*}" + spelling for spelling in found)
+
+
+# Once the Header is read, only Pupil elements reach Python: libxml2 still builds the
+# attendance, assessments and history blocks (most of a CTF) but reports none of their ~200
+# elements a pupil, and they are freed with their Pupil. Filtering in C is most of the speed.
+_PUPIL_TAGS = _spellings("pupil")
+
+
+def _new_parser(tag: tuple[str, ...] | None = None) -> Any:
+    return etree.XMLPullParser(
+        events=("end",),
+        tag=tag,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
 
 
 class _Reader:
     def __init__(self, stream: IO[bytes] | BinaryIO, *, close: bool) -> None:
         self._stream = stream
         self._close = close
-        self._batches = self._read_batches()
-        # chain() walks each batch of events in C: per-element cost matters on a whole roll.
-        self._events: Iterator[tuple[str, Element]] = itertools.chain.from_iterable(self._batches)
+        # Both parsers are fed the same bytes until the Header has been read: this one reports
+        # every element, as the root and Header checks need, then is dropped with its tree (a
+        # chunk or so); the other reports only Pupils and reads the whole file.
+        self._header_parser: Any = _new_parser()
+        self._parser: Any = _new_parser(_PUPIL_TAGS)
+        self._root: Element | None = None
+        self._started = False
+        self._finished = False
         self._partial = False
         self._utf8 = True
         self._header_notes: list[str] = []
         self.notes: list[str] = []
 
     def close(self) -> None:
-        self._batches.close()
+        self._header_parser = None
         if self._close:
             self._stream.close()
 
@@ -170,30 +267,41 @@ class _Reader:
                     f"no root element in the first {_PROLOG_LIMIT // 1024} KB: not a CTF"
                 )
 
-    def _read_batches(self) -> Generator[Iterator[tuple[str, Element]], None, None]:
+    def _feed(self) -> bool:
+        """Feed the parsers the next chunk of the file; False once it is all read and they are
+        closed (their last events still to be read)."""
+        if self._finished:
+            return False
         try:
-            parser = etree.XMLPullParser(
-                events=("end",),
-                resolve_entities=False,
-                no_network=True,
-                load_dtd=False,
-                huge_tree=False,
-                remove_comments=True,
-                remove_pis=True,
-            )
-            chunk = self._read_prolog()
-            try:
-                while chunk:
-                    parser.feed(chunk)
-                    yield parser.read_events()
-                    chunk = self._stream.read(_CHUNK)
-                parser.close()
-                yield parser.read_events()
-            except etree.XMLSyntaxError as err:
-                raise _syntax_error(err, utf8=self._utf8) from err
-        finally:
-            if self._close:
-                self._stream.close()
+            if self._started:
+                chunk = self._stream.read(_CHUNK)
+            else:
+                self._started = True
+                chunk = self._read_prolog()
+            if chunk:
+                if self._header_parser is not None:
+                    self._header_parser.feed(chunk)
+                self._parser.feed(chunk)
+                return True
+            self._finished = True
+            if self._header_parser is not None:
+                self._header_parser.close()
+            self._root = self._parser.close()
+        except etree.XMLSyntaxError as err:
+            raise _syntax_error(err, utf8=self._utf8) from err
+        if self._close:
+            self._stream.close()
+        return False
+
+    def _pupil_events(self) -> Iterator[tuple[str, Element]]:
+        parser = self._parser
+        # Events from before the Header was read: a Pupil inside the Header is not the file's.
+        for event in parser.read_events():
+            if not _inside_header(event[1]):
+                yield event
+        while self._feed():
+            yield from parser.read_events()
+        yield from parser.read_events()
 
     # -- header --
 
@@ -205,27 +313,32 @@ class _Reader:
 
     def _read_header(self) -> FileHeader:
         first = True
-        for _event, elem in self._events:
-            if first:
-                first = False
-                _check_root(elem)
-            if elem.getparent() is None:
-                raise MisFormatError("the <Header> is missing", _line(elem))
-            top = elem
-            while (parent := top.getparent()) is not None and parent.getparent() is not None:
-                top = parent
-            if _name(top.tag) != "header":
-                raise MisFormatError(
-                    f"the <Header> is missing: <{top.tag}> comes first in <CTfile>",
-                    _line(top),
-                )
-            if top is elem:
-                return self._header(elem)
-        raise MisFormatError("the <Header> is missing", "end of file")
+        while True:
+            more = self._feed()
+            for _event, elem in self._header_parser.read_events():
+                if first:
+                    first = False
+                    _check_root(elem)
+                if elem.getparent() is None:
+                    raise MisFormatError("the <Header> is missing", _line(elem))
+                top = elem
+                while (parent := top.getparent()) is not None and parent.getparent() is not None:
+                    top = parent
+                if _name(top.tag) != "header":
+                    raise MisFormatError(
+                        f"the <Header> is missing: <{top.tag}> comes first in <CTfile>",
+                        _line(top),
+                    )
+                if top is elem:
+                    header = self._header(elem)
+                    self._header_parser = None
+                    return header
+            if not more:
+                raise MisFormatError("the <Header> is missing", "end of file")
 
     def _header(self, elem: Element) -> FileHeader:
-        kids = _kids(elem)
-        qualifier = _text(_first(kids, "documentqualifier")).lower()
+        kids, (qualifiers, versions, sources, dests) = _HEADER(elem)
+        qualifier = _first_text(kids, qualifiers).lower()
         if qualifier not in ("full", "partial"):
             found = f"'{qualifier}'" if qualifier else "missing"
             raise MisFormatError(
@@ -233,27 +346,25 @@ class _Reader:
                 _line(elem),
             )
         self._partial = qualifier == "partial"
-        version = _text(_first(kids, "ctfversion"))
-        source_elem = _first(kids, "sourceschool")
-        dest_elem = _first(kids, "destschool")
-        source = _kids(source_elem) if source_elem is not None else {}
-        dest = _kids(dest_elem) if dest_elem is not None else {}
+        version = _first_text(kids, versions)
+        source, (source_urn, source_la, source_estab, source_name) = _SCHOOL(_first(kids, sources))
+        dest, (dest_urn, dest_la, dest_estab, _) = _SCHOOL(_first(kids, dests))
         header = FileHeader(
             format=Format.CTF,
             version=version,
             qualifier=qualifier,
-            source_urn=_text(_first(source, "urn")),
-            source_la=_text(_first(source, "lea")),
-            source_estab=_text(_first(source, "estab")),
-            source_name=_name_text(_first(source, "schoolname")),
-            dest_urn=_text(_first(dest, "urn")),
-            dest_la=_text(_first(dest, "lea")),
-            dest_estab=_text(_first(dest, "estab")),
+            source_urn=_first_text(source, source_urn),
+            source_la=_first_text(source, source_la),
+            source_estab=_first_text(source, source_estab),
+            source_name=_first_name(source, source_name),
+            dest_urn=_first_text(dest, dest_urn),
+            dest_la=_first_text(dest, dest_la),
+            dest_estab=_first_text(dest, dest_estab),
             carries_contacts=not self._partial,
         )
         if not version:
             self._header_notes.append("Header: no <CTFversion>")
-        if "sourceschool" not in kids:
+        if not sources:
             self._header_notes.append(
                 "Header: no <SourceSchool>: the file does not say who wrote it"
             )
@@ -264,35 +375,27 @@ class _Reader:
     def members(self) -> Iterator[MemberRecord]:
         self.notes.extend(self._header_notes)
         count = 0
-        saw_pupil_data = False
         ignored_contacts = False
-        names = _local_names
         try:
-            for _event, elem in self._events:
-                tag = elem.tag
-                name = names.get(tag) or _name(tag)
-                if name == "pupil":
-                    parent = elem.getparent()
-                    if parent is None or _name(parent.tag) != "ctfpupildata":
-                        continue
-                    count += 1
-                    record, had_contacts = self._pupil(elem, count)
-                    ignored_contacts = ignored_contacts or had_contacts
-                    # Free the pupil and everything before it: the tree never grows.
-                    elem.clear()
-                    while elem.getprevious() is not None:
-                        del parent[0]
-                    yield record
-                elif name in _SKIPPED:
-                    # Attendance, assessments, history: not ours to read, freed at once.
-                    elem.clear()
-                elif name == "ctfpupildata":
-                    saw_pupil_data = True
+            for _event, elem in self._pupil_events():
+                parent = elem.getparent()
+                if parent is None or _name(parent.tag) != "ctfpupildata":
+                    continue
+                count += 1
+                record, had_contacts = self._pupil(elem, count)
+                ignored_contacts = ignored_contacts or had_contacts
+                # Free the pupil and everything before it (its attendance and history blocks
+                # with it): the tree never grows.
+                elem.clear()
+                while elem.getprevious() is not None:
+                    del parent[0]
+                yield record
         except etree.XMLSyntaxError as err:
             raise _syntax_error(err, utf8=self._utf8) from err
         finally:
             self.close()
-        if not saw_pupil_data:
+        # A pupil was read from a <CTFpupilData>; with none, nothing was freed to look in.
+        if not count and not _has_pupil_data(self._root):
             self.notes.append("the file has no <CTFpupilData>: it lists no pupils")
         if ignored_contacts:
             self.notes.append(
@@ -301,36 +404,37 @@ class _Reader:
 
     def _pupil(self, elem: Element, number: int) -> tuple[MemberRecord, bool]:
         where = f"Pupil {number} ({_line(elem)})"
-        kids = _kids(elem)
-        upn = _text(_first(kids, "upn")).upper()
+        kids, (upns, surnames, forenames, basics, emails, phone_blocks, contact_blocks) = _PUPIL(
+            elem
+        )
+        upn = _first_text(kids, upns).upper()
         if not upn:
             raise MisFormatError("the <Pupil> has no <UPN>", where)
-        surname = _name_text(_first(kids, "surname"))
-        forename = _name_text(_first(kids, "forename"))
+        surname = _first_name(kids, surnames)
+        forename = _first_name(kids, forenames)
         if not surname or not forename:
             missing = "<Surname>" if not surname else "<Forename>"
             raise MisFormatError(f"the <Pupil> (UPN {upn}) has no {missing}", where)
         self._check_upn(upn, f"{where}: UPN {upn}")
 
-        basic_elem = _first(kids, "basicdetails")
-        basic = _kids(basic_elem) if basic_elem is not None else {}
-        year = _text(_first(basic, "ncyearactual")) or None
+        basic, (years, former_upns) = _BASIC(_first(kids, basics))
+        year = _first_text(basic, years) or None
         former: list[str] = []
-        for item in basic.get("formerupn", ()):
-            value = _text(item).upper()
+        for index in former_upns:
+            value = _text(basic[index]).upper()
             if value and value != upn and value not in former:
                 former.append(value)
                 self._check_upn(value, f"{where}: former UPN {value}")
 
-        had_contacts = "contacts" in kids or "phones" in kids
+        had_contacts = bool(contact_blocks or phone_blocks)
         email: str | None = None
         phones: tuple[PhoneRecord, ...] | None = None
         contacts: tuple[ContactRecord, ...] | None = None
         if not self._partial:
             had_contacts = False
-            email = _text(_first(kids, "email"))
-            phones = self._phones(kids, f"{where} (UPN {upn})")
-            contacts = self._contacts(kids, upn, number)
+            email = _first_text(kids, emails)
+            phones = self._phones(kids, phone_blocks, f"{where} (UPN {upn})")
+            contacts = self._contacts(kids, contact_blocks, upn, number)
         record = MemberRecord(
             mis_id=upn,
             forename=forename,
@@ -354,53 +458,79 @@ class _Reader:
         elif upn[0] != (expected := upn_check_letter(upn)):
             self.notes.append(f"{where} has the wrong check letter (expected {expected})")
 
-    def _phones(self, kids: dict[str, list[Element]], where: str) -> tuple[PhoneRecord, ...]:
+    def _phones(
+        self, kids: list[Element], blocks: tuple[int, ...], where: str
+    ) -> tuple[PhoneRecord, ...]:
+        if not blocks:
+            return ()
+        names = _local_names
         phones: list[PhoneRecord] = []
-        for block in kids.get("phones", ()):
-            for phone in block:
-                if _name(phone.tag) != "phone":
+        for block in blocks:
+            for phone in kids[block]:
+                tag = phone.tag
+                if (names.get(tag) or _name(tag)) != "phone":
                     continue
-                parts = _kids(phone)
-                number = _text(_first(parts, "phoneno"))
+                parts, (numbers, kinds) = _PHONE(phone)
+                number = (parts[numbers[0]].text or "").strip() if numbers else ""
                 if not number:
                     self.notes.append(f"{where}: a <Phone> with no number ({_line(phone)}) ignored")
                     continue
-                kind = _text(_first(parts, "telephonetype")).upper() or "H"
+                kind = (parts[kinds[0]].text or "").strip().upper() if kinds else ""
+                kind = kind or "H"
                 phones.append(PhoneRecord(kind=kind, number=number))
         return tuple(phones)
 
     def _contacts(
-        self, kids: dict[str, list[Element]], upn: str, number: int
+        self, kids: list[Element], blocks: tuple[int, ...], upn: str, number: int
     ) -> tuple[ContactRecord, ...]:
         found: list[tuple[int, ContactRecord]] = []
         position = 0
-        for block in kids.get("contacts", ()):
-            for contact in block:
-                if _name(contact.tag) != "contact":
+        names = _local_names
+        for block in blocks:
+            for contact in kids[block]:
+                tag = contact.tag
+                if (names.get(tag) or _name(tag)) != "contact":
                     continue
                 position += 1
                 where = f"Pupil {number} (UPN {upn}), Contact {position}"
                 record = self._contact(contact, where)
                 if record is not None:
                     found.append((position, record))
-        counts = Counter(c.priority for _, c in found if c.priority is not None)
-        for priority, times in sorted(counts.items()):
-            if times > 1:
-                self.notes.append(
-                    f"Pupil {number} (UPN {upn}): {times} contacts share <Order> {priority}"
-                )
-        # Order is the priority; ties and contacts without one keep their place in the file.
-        found.sort(key=lambda item: (item[1].priority is None, item[1].priority or 0, item[0]))
+        priorities = [record.priority for _, record in found]
+        # (sorted() sees no None: the test before it has ruled that out.)
+        if None in priorities or priorities != sorted(set(priorities)):  # type: ignore[type-var]
+            # Not already in order without ties, as almost every file is: sort, and note ties.
+            counts = Counter(p for p in priorities if p is not None)
+            for priority, times in sorted(counts.items()):
+                if times > 1:
+                    self.notes.append(
+                        f"Pupil {number} (UPN {upn}): {times} contacts share <Order> {priority}"
+                    )
+            # Order is the priority; ties and contacts without one keep their place in the file.
+            found.sort(key=_contact_order)
         return tuple(record for _, record in found)
 
     def _contact(self, elem: Element, where: str) -> ContactRecord | None:
-        kids = _kids(elem)
-        forename = _name_text(_first(kids, "forename"))
-        surname = _name_text(_first(kids, "surname"))
+        (
+            kids,
+            (
+                forenames,
+                surnames,
+                orders,
+                responsibilities,
+                titles,
+                relationships,
+                emails,
+                supps,
+                phone_blocks,
+            ),
+        ) = _CONTACT(elem)
+        forename = _first_name(kids, forenames)
+        surname = _first_name(kids, surnames)
         if not forename and not surname:
             self.notes.append(f"{where} ({_line(elem)}) has no name: ignored")
             return None
-        order = _text(_first(kids, "order"))
+        order = _first_text(kids, orders)
         priority: int | None = None
         if not order:
             self.notes.append(f"{where} has no <Order>: it has no priority")
@@ -409,48 +539,60 @@ class _Reader:
         else:
             self.notes.append(f"{where}: <Order> '{order}' is not a whole number: no priority")
 
-        responsibility = _text(_first(kids, "responsibility")).lower()
-        if responsibility and responsibility not in _TRUE | _FALSE:
+        responsibility = _first_text(kids, responsibilities).lower()
+        if responsibility and responsibility not in _BOOLEANS:
             self.notes.append(
                 f"{where}: <Responsibility> '{responsibility}' is neither true nor false: "
                 "taken as false"
             )
-        emails = [_text(e) for e in kids.get("email", ()) if _text(e)]
-        if len(emails) > 1:
-            self.notes.append(f"{where} has {len(emails)} emails: the first is used")
+        email = ""
+        if emails:
+            found = [text for index in emails if (text := _text(kids[index]))]
+            if len(found) > 1:
+                self.notes.append(f"{where} has {len(found)} emails: the first is used")
+            email = found[0] if found else ""
 
         court_order = False
-        for supp in kids.get("suppinfo", ()):
-            for item in supp:
-                if _name(item.tag) == "courtorder" and _text(item).lower() in _TRUE:
+        names = _local_names
+        for supp in supps:
+            for item in kids[supp]:
+                tag = item.tag
+                if (names.get(tag) or _name(tag)) == "courtorder" and _text(item).lower() in _TRUE:
                     court_order = True
 
         return ContactRecord(
             priority=priority,
             forename=forename,
             surname=surname,
-            title=_name_text(_first(kids, "title")),
-            relationship=_text(_first(kids, "relationship")).upper(),
+            title=_first_name(kids, titles),
+            relationship=_first_text(kids, relationships).upper(),
             parental_responsibility=responsibility in _TRUE,
-            email=emails[0] if emails else "",
-            phones=self._phones(kids, where),
+            email=email,
+            phones=self._phones(kids, phone_blocks, where),
             court_order=court_order,
             where=where,
         )
 
 
-_SKIPPED = frozenset(
-    {
-        "attendance",
-        "stageassessments",
-        "schoolhistory",
-        "senhistory",
-        "fsmhistory",
-        "naw",
-        "lookedafter",
-        "nawdetails",
-    }
-)
+def _contact_order(item: tuple[int, ContactRecord]) -> tuple[bool, int, int]:
+    priority = item[1].priority
+    return (priority is None, priority or 0, item[0])
+
+
+def _inside_header(elem: Element) -> bool:
+    header = elem.getroottree().getroot()[0]
+    return any(ancestor is header for ancestor in elem.iterancestors())
+
+
+def _has_pupil_data(root: Element | None) -> bool:
+    """Whether a <CTFpupilData> follows the Header (the root's first child) anywhere."""
+    if root is None:
+        return False
+    for top in itertools.islice(root, 1, None):
+        for elem in top.iter(etree.Element):
+            if _name(elem.tag) == "ctfpupildata":
+                return True
+    return False
 
 
 def _check_root(elem: Element) -> None:

@@ -710,6 +710,69 @@ def test_skipped_blocks_do_not_leak_into_records() -> None:
     assert member.phones == ()
 
 
+def test_pupil_elements_are_read_whatever_their_case_or_namespace_prefix() -> None:
+    # The parser reports only Pupil elements to Python, so every spelling must get through.
+    upns = [upn_check_letter(f"?8384512240{n:02d}") + f"8384512240{n:02d}" for n in range(5)]
+    body = "".join(
+        pupil(upn=upn).replace("<Pupil>", f"<{tag}>").replace("</Pupil>", f"</{tag}>")
+        for upn, tag in zip(upns, ["PUPIL", "pupil", "pUpIl", "Pupil", "c:Pupil"], strict=True)
+    )
+    data = ctf(body).replace(b"<CTfile>", b'<CTfile xmlns:c="urn:example:ctf">')
+    parsed, members = parse_bytes(data)
+    assert [m.mis_id for m in members] == upns
+    assert parsed.notes == []
+
+
+def test_a_spelling_first_seen_deep_in_a_big_file_is_read(tmp_path: Path) -> None:
+    # Far past the first chunk the file was read in.
+    path = tmp_path / "late.xml"
+    write_big_ctf(path, 600)
+    late = f"<PUPIL><UPN>{GOOD_UPN}</UPN><Surname>Late</Surname><Forename>Pat</Forename></PUPIL>"
+    path.write_bytes(
+        path.read_bytes().replace(b"</CTFpupilData>", late.encode() + b"</CTFpupilData>")
+    )
+    assert path.stat().st_size > 512 * 1024
+    _, members = read(path)
+    assert len(members) == 601
+    assert (members[-1].surname, members[-1].where) == ("Late", "Pupil 601 (line 606)")
+
+
+def test_only_pupils_in_ctfpupildata_after_the_header_are_read() -> None:
+    header = HEADER.replace(
+        "</Header>", f"<CTFpupilData>{pupil(upn='A00000000000A')}</CTFpupilData></Header>"
+    )
+    stray = f"<Leavers>{pupil(upn='B00000000000B')}</Leavers>"
+    data = ctf(pupil()).replace(b"</CTfile>", stray.encode() + b"</CTfile>")
+    data = data.replace(HEADER.encode(), header.encode())
+    parsed, members = parse_bytes(data)
+    assert [m.mis_id for m in members] == [GOOD_UPN]
+    assert parsed.notes == []
+
+
+@pytest.mark.parametrize(
+    ("body", "noted"),
+    [
+        ("", True),
+        ("<Leavers><Pupil><UPN>X</UPN></Pupil></Leavers>", True),
+        ("<CTFpupilData/>", False),
+        ("<Other><ctfPUPILdata/></Other>", False),
+    ],
+)
+def test_a_file_without_ctfpupildata_is_noted(body: str, noted: bool) -> None:
+    data = f'<?xml version="1.0"?>\n<CTfile>{HEADER}{body}</CTfile>\n'.encode()
+    parsed, members = parse_bytes(data)
+    assert members == []
+    note = "the file has no <CTFpupilData>: it lists no pupils"
+    assert parsed.notes == ([note] if noted else [])
+
+
+def test_header_pupil_data_does_not_count_as_the_files() -> None:
+    header = HEADER.replace("</Header>", "<CTFpupilData/></Header>")
+    data = f'<?xml version="1.0"?>\n<CTfile>{header}</CTfile>\n'.encode()
+    parsed, _ = parse_bytes(data)
+    assert parsed.notes == ["the file has no <CTFpupilData>: it lists no pupils"]
+
+
 # --- streaming -----------------------------------------------------------------------------------
 
 _HISTORY = (
