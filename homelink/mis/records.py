@@ -9,7 +9,7 @@ engine, where the school's region is known.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -124,3 +124,6 @@ class ParsedFile:
     header: FileHeader
     members: Iterator[MemberRecord]
     notes: list[str] = field(default_factory=list)
+    #: How much of the input has been read, 0 to 1, where the format can tell (for a progress
+    #: bar); None where it cannot.
+    fraction_read: Callable[[], float] | None = None

@@ -110,7 +110,7 @@ def import_file(
     force: bool = False,
     started_by: AbstractBaseUser | None = None,
     via: str = "cli",
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, float | None], None] | None = None,
     file_name: str | None = None,
 ) -> ImportOutcome:
     """Read ``path``, plan under the import rules, and (unless ``dry_run``) apply the plan.
@@ -152,7 +152,7 @@ def import_parsed(
     force: bool = False,
     started_by: AbstractBaseUser | None = None,
     via: str = "cli",
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, float | None], None] | None = None,
 ) -> ImportOutcome:
     """The import itself, once the file is known: take the school's import lock, open the file
     with ``opener``, plan, and apply (see :func:`import_file`)."""
@@ -176,7 +176,16 @@ def import_parsed(
     )
     try:
         parsed = opener()
-        plan = build_plan(school, parsed.header, parsed.members, options, progress=progress)
+        fraction = parsed.fraction_read
+        plan = build_plan(
+            school,
+            parsed.header,
+            parsed.members,
+            options,
+            progress=None
+            if progress is None
+            else lambda n: progress(n, fraction() if fraction else None),
+        )
     except LeaverGuardStop as stop:
         _finish(run, ImportRun.Status.STOPPED, stop.plan.summary(), str(stop), stop.plan)
         raise

@@ -16,7 +16,7 @@ import operator
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -93,10 +93,27 @@ def open_ctf(source: Path | BinaryIO) -> ParsedFile:
     except BaseException:
         reader.close()
         raise
-    parsed = ParsedFile(header=header, members=iter(()))
+    parsed = ParsedFile(header=header, members=iter(()), fraction_read=_fraction_read(stream))
     reader.notes = parsed.notes
     parsed.members = reader.members()
     return parsed
+
+
+def _fraction_read(stream: IO[bytes] | BinaryIO) -> Callable[[], float] | None:
+    try:
+        size = os.fstat(stream.fileno()).st_size
+    except (OSError, AttributeError, ValueError):
+        return None
+    if not size:
+        return None
+
+    def fraction() -> float:
+        try:
+            return min(stream.tell() / size, 1.0)
+        except (OSError, ValueError):  # closed: all of it was read
+            return 1.0
+
+    return fraction
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -899,3 +899,16 @@ def test_pupil_without_a_legal_surname_is_an_error() -> None:
         parse_bytes(data)
     assert caught.value.where == "Pupil 1 (line 5)"
     assert caught.value.message == f"the <Pupil> (UPN {GOOD_UPN}) has no <Surname>"
+
+
+def test_the_reader_says_how_much_of_the_file_it_has_read(tmp_path: Path) -> None:
+    from homelink.mis.generate import generate_ctf
+
+    path = tmp_path / "big.xml"
+    generate_ctf(path, pupils=400, seed=3)
+    parsed = open_ctf(path)
+    assert parsed.fraction_read is not None
+    seen = [parsed.fraction_read() for _ in parsed.members]
+    assert 0 < seen[0] < 0.5
+    assert seen == sorted(seen)
+    assert parsed.fraction_read() == 1.0

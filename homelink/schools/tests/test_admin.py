@@ -14,7 +14,14 @@ pytestmark = pytest.mark.django_db
 
 
 def test_operators_can_open_every_admin_page(school: School, client: Client) -> None:
-    run_import(school, [pupil("A100000000001", "Sam", "Smith", contact(1, "Mary", "Smith", mobile="07700 900001"))])
+    run_import(
+        school,
+        [
+            pupil(
+                "A100000000001", "Sam", "Smith", contact(1, "Mary", "Smith", mobile="07700 900001")
+            )
+        ],
+    )
     client.force_login(User.objects.create_superuser("operator", "op@example.org", "x"))
     for app, model in [
         ("schools", "school"),

@@ -146,16 +146,24 @@ class Command(BaseCommand):
 
 
 class _Progress:
-    """A one-line progress counter on stderr, for a person watching a terminal."""
+    """A progress bar on stderr for a person watching a terminal (a count where the format
+    cannot say how much of the file is read)."""
+
+    WIDTH = 30
 
     def __init__(self) -> None:
         self.started = time.monotonic()
 
-    def __call__(self, count: int) -> None:
+    def __call__(self, count: int, fraction: float | None) -> None:
         rate = count / max(time.monotonic() - self.started, 1e-6)
-        sys.stderr.write(f"\r  reading… {count:,} members ({rate:,.0f}/s)")
+        if fraction is None:
+            line = f"  reading… {count:,} members ({rate:,.0f}/s)"
+        else:
+            done = int(fraction * self.WIDTH)
+            line = f"  [{'#' * done}{'.' * (self.WIDTH - done)}] {fraction:4.0%}  {count:,} members ({rate:,.0f}/s)"
+        sys.stderr.write("\r" + line)
         sys.stderr.flush()
 
     def done(self) -> None:
-        sys.stderr.write("\r" + " " * 60 + "\r")
+        sys.stderr.write("\r" + " " * 79 + "\r")
         sys.stderr.flush()
