@@ -1,0 +1,276 @@
+"""Security letters: one A4 page per student, with a new code, as one PDF.
+
+Drawn with ReportLab's canvas and the standard PDF fonts (Helvetica for text, Courier-Bold for
+the code, whose fixed width keeps the groups aligned and each symbol distinct). The clear codes
+go from :func:`codes_issue` straight onto the pages and are never stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.lib.utils import simpleSplit
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfgen.canvas import Canvas
+
+from homelink.audit.services import audit_record
+from homelink.register.models import Member
+from homelink.registration.models import LetterBatch
+from homelink.registration.selectors import letter_students
+from homelink.registration.services import codes_issue, letter_batch_revoke
+from homelink.schools.models import School
+
+PAGE_WIDTH, PAGE_HEIGHT = A4
+MARGIN = 20 * mm
+TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN
+STEP_INDENT = 16.0
+
+REGULAR = "Helvetica"
+BOLD = "Helvetica-Bold"
+CODE_FONT = "Courier-Bold"
+
+
+class NoStudents(Exception):
+    """No current student matches the chosen set, so there is nothing to print."""
+
+
+@dataclass(frozen=True)
+class IssuedLetters:
+    pdf: bytes
+    count: int
+    batch: LetterBatch
+
+
+@dataclass(frozen=True)
+class Letter:
+    """What one page says besides the text every page shares."""
+
+    addressee: str
+    child: str
+    code: str
+
+
+def public_register_url() -> str:
+    base = getattr(settings, "HOMELINK_PUBLIC_URL", "http://127.0.0.1:8000")
+    return base.rstrip("/") + "/register/"
+
+
+def year_label(year: str) -> str:
+    year = year.strip()
+    if not year:
+        return ""
+    if year.isdigit():
+        return f"Year {int(year)}"
+    if year.upper() == "R":
+        return "Reception"
+    if year.casefold().startswith(("year", "reception", "nursery")):
+        return year
+    return f"Year {year}"
+
+
+def letter_for(student: Member, code: str) -> Letter:
+    name = " ".join(part for part in (student.forename, student.surname) if part)
+    about = ", ".join(part for part in (year_label(student.year), student.reg_group) if part)
+    addressee = "To the parent or carer of " + (name or "our student")
+    if about:
+        addressee += f" ({about})"
+    return Letter(addressee=addressee, child=student.forename or name or "your child", code=code)
+
+
+def describe_filter(
+    *, year: str | None, reg_group: str | None, unregistered_only: bool
+) -> dict[str, object]:
+    return {
+        "year": year.strip() if year and year.strip() else None,
+        "reg_group": reg_group.strip() if reg_group and reg_group.strip() else None,
+        "unregistered_only": unregistered_only,
+    }
+
+
+def letters_issue(
+    *,
+    school: School,
+    year: str | None = None,
+    reg_group: str | None = None,
+    unregistered_only: bool = False,
+    actor: str,
+    now: dt.datetime | None = None,
+) -> IssuedLetters:
+    """Issue a new code to each current student in the set and print them, one page each.
+
+    Raises :class:`NoStudents` when nobody matches. Codes and their batch are committed before
+    the PDF is drawn, so the database is not held locked while drawing; should drawing fail,
+    the batch is revoked, as nobody can have those codes.
+    """
+    now = now or timezone.now()
+    chosen = describe_filter(year=year, reg_group=reg_group, unregistered_only=unregistered_only)
+    with transaction.atomic():
+        students = letter_students(
+            school=school, year=year, reg_group=reg_group, unregistered_only=unregistered_only
+        )
+        if not students:
+            raise NoStudents(_nobody_message(chosen))
+        batch = LetterBatch.objects.create(
+            school=school, issued_by=actor, filter=chosen, count=len(students)
+        )
+        issued = codes_issue(
+            school=school, members=students, actor=actor, letter_batch=batch, now=now
+        )
+        audit_record(
+            school=school,
+            actor_label=actor,
+            action="letters.issued",
+            obj=batch,
+            detail={"count": len(issued), **chosen},
+        )
+    expires_at = now + dt.timedelta(days=school.code_expiry_days)
+    try:
+        pdf = render_letters(
+            school_name=school.name,
+            letters=[letter_for(student, code) for student, code in issued],
+            expires_at=expires_at,
+            url=public_register_url(),
+        )
+    except Exception:
+        letter_batch_revoke(batch=batch, actor=actor)
+        raise
+    return IssuedLetters(pdf=pdf, count=len(issued), batch=batch)
+
+
+def _nobody_message(chosen: dict[str, object]) -> str:
+    parts = []
+    if chosen["year"]:
+        parts.append(f"in year {chosen['year']}")
+    if chosen["reg_group"]:
+        parts.append(f"in registration group {chosen['reg_group']}")
+    if chosen["unregistered_only"]:
+        parts.append("without a registered adult")
+    return "no current students" + (" " + " and ".join(parts) if parts else "")
+
+
+def use_by_label(expires_at: dt.datetime) -> str:
+    # The code lapses part-way through its last local day, so the letter names the day before:
+    # a parent who acts on the printed date always succeeds.
+    day = timezone.localtime(expires_at).date() - dt.timedelta(days=1)
+    return f"{day.day} {day:%B %Y}"
+
+
+class _Page:
+    """Text set on a canvas from the top down, wrapping at word boundaries."""
+
+    def __init__(
+        self, canvas: Canvas, wrap_cache: dict[tuple[str, str, float, float], list[str]]
+    ) -> None:
+        self.canvas = canvas
+        self.cache = wrap_cache
+        self.y = PAGE_HEIGHT - MARGIN
+
+    def lines(self, text: str, font: str, size: float, width: float) -> list[str]:
+        key = (text, font, size, width)
+        lines = self.cache.get(key)
+        if lines is None:
+            lines = simpleSplit(text, font, size, width)
+            self.cache[key] = lines
+        return lines
+
+    def para(
+        self,
+        text: str,
+        font: str = REGULAR,
+        size: float = 11,
+        *,
+        x: float = MARGIN,
+        after: float = 6,
+    ) -> None:
+        leading = size * 1.3
+        self.canvas.setFont(font, size)
+        for line in self.lines(text, font, size, PAGE_WIDTH - MARGIN - x):
+            self.y -= leading
+            self.canvas.drawString(x, self.y, line)
+        self.y -= after
+
+    def step(self, number: int, text: str, size: float = 11) -> None:
+        self.canvas.setFont(BOLD, size)
+        self.canvas.drawString(MARGIN, self.y - size * 1.3, f"{number}.")
+        self.para(text, REGULAR, size, x=MARGIN + STEP_INDENT, after=4)
+
+    def centred(self, text: str, font: str, size: float, *, after: float = 6) -> None:
+        # Shrink rather than wrap: a web address or a code must stay on one line to be typed.
+        while size > 8 and stringWidth(text, font, size) > TEXT_WIDTH:
+            size -= 1
+        self.y -= size * 1.2
+        self.canvas.setFont(font, size)
+        self.canvas.drawCentredString(PAGE_WIDTH / 2, self.y, text)
+        self.y -= after
+
+    def space(self, points: float) -> None:
+        self.y -= points
+
+
+def render_letters(
+    *, school_name: str, letters: Sequence[Letter], expires_at: dt.datetime, url: str
+) -> bytes:
+    """The letters as one PDF, a page each."""
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=A4, pageCompression=1)
+    canvas.setTitle(f"Registration letters - {school_name}")
+    canvas.setAuthor(school_name)
+    canvas.setCreator("homelink")
+    wrap_cache: dict[tuple[str, str, float, float], list[str]] = {}
+    use_by = use_by_label(expires_at)
+    intro = (
+        f"{school_name} sends news and urgent messages, such as a closure, by text message and "
+        "email. To receive them, register online and use the security code below. The code is "
+        "for you alone: please keep it private."
+    )
+    use = (
+        f"{school_name} will use the email address and mobile number you give us to send you SMS "
+        "and email about school administration. The messages come from the school. homelink "
+        "processes your details on the school's behalf; the school remains responsible for them."
+    )
+    opt_out = (
+        "You can opt out at any time: on your account page, by replying STOP to a text message, "
+        "or by contacting the school office."
+    )
+    lost = (
+        "If this letter was not meant for you, or someone else may have seen the code, please "
+        "contact the school office so that we can cancel it and send you a new one."
+    )
+    for letter in letters:
+        page = _Page(canvas, wrap_cache)
+        page.para(school_name, BOLD, 18, after=14)
+        page.para(letter.addressee, BOLD, 12, after=8)
+        page.para(intro, after=14)
+
+        box_top = page.y
+        page.space(8)
+        page.centred("Your security code", REGULAR, 10, after=4)
+        page.centred(letter.code, CODE_FONT, 28, after=6)
+        page.centred(f"Use this code by {use_by}.", BOLD, 11, after=10)
+        canvas.setLineWidth(1.2)
+        canvas.roundRect(MARGIN, page.y, TEXT_WIDTH, box_top - page.y, 6)
+        page.space(18)
+
+        page.para("How to register", BOLD, 13, after=2)
+        page.centred(url, BOLD, 14, after=8)
+        page.step(1, "Go to the address above and create an account with your email address.")
+        page.step(2, "Confirm your email address from the message we send you.")
+        page.step(3, f"Enter the code above to link yourself to {letter.child}.")
+        page.space(12)
+
+        page.para("How your details are used", BOLD, 13, after=2)
+        page.para(use, after=10)
+        page.para("Opting out", BOLD, 13, after=2)
+        page.para(opt_out, after=10)
+        page.para(lost, REGULAR, 9)
+        canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
