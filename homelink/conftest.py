@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from homelink.schools.models import School
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO.parent / "shared" / "samples"
+# CI lays shared/ beside the clone; HOMELINK_SHARED points elsewhere when it is not.
+SAMPLES = Path(os.environ.get("HOMELINK_SHARED", REPO.parent / "shared")) / "samples"
 
 
 @pytest.fixture

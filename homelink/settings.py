@@ -7,6 +7,7 @@ with nothing to install; ``DATABASE_URL`` selects PostgreSQL (or another SQLite 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -60,6 +61,9 @@ INSTALLED_APPS = [
     "homelink.register",
     "homelink.mis",
     "homelink.audit",
+    "homelink.accounts",
+    "homelink.ratelimit",
+    "homelink.registration",
 ]
 
 MIDDLEWARE = [
@@ -104,6 +108,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Tests run on a file too, not Django's shared-cache memory database: that one locks whole
+    # tables and ignores the busy timeout, so it cannot show how SQLite really behaves when
+    # two parents link at the same moment.
+    DATABASES["default"]["TEST"] = {
+        # One per test process, so that two runs on one machine never share a file.
+        "NAME": os.environ.get(
+            "TEST_SQLITE_PATH",
+            str(Path(tempfile.gettempdir()) / f"homelink-test-{os.getpid()}.sqlite3"),
+        ),
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get(
@@ -146,6 +160,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Where parents reach the site: printed on security letters.
+HOMELINK_PUBLIC_URL = os.environ.get("HOMELINK_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # Imports: a whole-roll import that would mark more than this share of current students as left
 # stops and asks for confirmation (the classic mistake is exporting one year group).

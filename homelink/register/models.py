@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -53,6 +54,14 @@ class Member(models.Model):
     left_at = models.DateTimeField(null=True, blank=True)
     registered = models.BooleanField(default=False)
     opted_out = models.BooleanField(default=False)
+    #: An adult member (staff, governor) who registered with their own letter.
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="memberships",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -84,6 +93,17 @@ class Adult(models.Model):
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.IMPORT)
     registered = models.BooleanField(default=False)
     opted_out = models.BooleanField(default=False)
+    #: One channel turned off by the person (an SMS STOP turns off SMS); opted_out is all.
+    email_off = models.BooleanField(default=False)
+    sms_off = models.BooleanField(default=False)
+    #: The parent's login once they registered: one account, an Adult at each school.
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="adults",
+    )
     #: The MIS flags a court order: held for review, receives nothing until staff review.
     court_order = models.BooleanField(default=False)
     held = models.BooleanField("held for review", default=False)
@@ -94,6 +114,14 @@ class Adult(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["school", "name_key"])]
+        constraints = [
+            # One account is one adult per school.
+            models.UniqueConstraint(
+                fields=["school", "account"],
+                condition=Q(account__isnull=False),
+                name="adult_one_per_account",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.forename} {self.surname}"
@@ -129,3 +157,45 @@ class Link(models.Model):
 
     def __str__(self) -> str:
         return f"{self.adult_id} → {self.student_id} ({self.source})"
+
+
+class PendingLink(models.Model):
+    """A web link waiting for staff: the student has an adult held for review (court order)."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting"
+        APPROVED = "approved"
+        REFUSED = "refused"
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="pending_links")
+    student = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="pending_links")
+    adult = models.ForeignKey(Adult, on_delete=models.CASCADE, related_name="pending_links")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.WAITING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["student", "adult"], condition=Q(status="waiting"), name="pending_link_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.adult_id} → {self.student_id} ({self.status})"
+
+
+class LikelyDuplicate(models.Model):
+    """A registration made a new adult where an existing one may be the same person: for staff."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="likely_duplicates")
+    adult = models.ForeignKey(Adult, on_delete=models.CASCADE, related_name="+")
+    other = models.ForeignKey(Adult, on_delete=models.CASCADE, related_name="+")
+    #: What they share: "email", "mobile" (no values: the records themselves hold those).
+    shared = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.adult_id} ~ {self.other_id}"
