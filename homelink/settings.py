@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "homelink.mis",
     "homelink.audit",
     "homelink.accounts",
+    "homelink.messaging",
     "homelink.ratelimit",
     "homelink.registration",
 ]
@@ -160,6 +161,32 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Mail: SMTP when EMAIL_HOST is set (any ESP through Django's backends otherwise); without it,
+# the local outbox keeps every message for people to read at /outbox/.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if os.environ.get("EMAIL_HOST")
+    else "homelink.messaging.email_backend.OutboxEmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "homelink <noreply@example.org>")
+# SMS: the local outbox until a real gateway is configured (the messaging issue adds Twilio and
+# a generic HTTP gateway).
+HOMELINK_SMS_GATEWAY = os.environ.get(
+    "HOMELINK_SMS_GATEWAY", "homelink.messaging.gateways.outbox.OutboxGateway"
+)
+# The outbox page shows every kept message: only where nothing real is at stake.
+HOMELINK_SHOW_OUTBOX = env_bool("HOMELINK_SHOW_OUTBOX", env_bool("HOMELINK_DEV", True))
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "account"
+LOGOUT_REDIRECT_URL = "login"
 
 # Where parents reach the site: printed on security letters.
 HOMELINK_PUBLIC_URL = os.environ.get("HOMELINK_PUBLIC_URL", "http://127.0.0.1:8000")

@@ -1,0 +1,13 @@
+"""The local development outbox: messages are kept in the database for people to read."""
+
+from __future__ import annotations
+
+from homelink.messaging.models import OutboxMessage
+
+
+class OutboxGateway:
+    def send_sms(self, *, to: str, text: str, sender: str = "") -> str:
+        message = OutboxMessage.objects.create(
+            channel=OutboxMessage.Channel.SMS, to=to, sender=sender, body=text
+        )
+        return f"outbox-{message.pk}"
