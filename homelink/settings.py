@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from email.utils import getaddresses
 from pathlib import Path
 
 import dj_database_url
@@ -187,6 +188,15 @@ HOMELINK_SHOW_OUTBOX = env_bool("HOMELINK_SHOW_OUTBOX", env_bool("HOMELINK_DEV",
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "account"
 LOGOUT_REDIRECT_URL = "login"
+
+# Reverse proxies whose X-Forwarded-For the rate limits believe (addresses or networks).
+HOMELINK_TRUSTED_PROXIES = [
+    p.strip() for p in os.environ.get("HOMELINK_TRUSTED_PROXIES", "").split(",") if p.strip()
+]
+# Security-code attempts per minute across the site before everyone is slowed (and operators told).
+HOMELINK_CODE_BUDGET_PER_MINUTE = int(os.environ.get("HOMELINK_CODE_BUDGET_PER_MINUTE", "300"))
+# Operators emailed when attempts go over the site-wide budget: "Name <email>, Name <email>".
+ADMINS = [(name, addr) for name, addr in getaddresses([os.environ.get("ADMINS", "")]) if addr]
 
 # Where parents reach the site: printed on security letters.
 HOMELINK_PUBLIC_URL = os.environ.get("HOMELINK_PUBLIC_URL", "http://127.0.0.1:8000")

@@ -16,21 +16,27 @@ def main() -> None:
         "--pupils", type=int, action="append", help="import sizes (default 2,000 and 100,000)"
     )
     parser.add_argument(
-        "--only", choices=["imports", "letters"], action="append", help="run only these benchmarks"
+        "--only",
+        choices=["imports", "letters", "redeem"],
+        action="append",
+        help="run only these benchmarks",
     )
     args = parser.parse_args()
     import django
 
     django.setup()
-    from homelink.bench import imports, letters
+    from homelink.bench import imports, letters, redeem
 
-    only = set(args.only or ["imports", "letters"])
+    only = set(args.only or ["imports", "letters", "redeem"])
     if "imports" in only:
         sizes = args.pupils or ([2_000] if args.quick else [2_000, 100_000])
         imports.run(sizes)
     if "letters" in only:
         print()
         letters.run()
+    if "redeem" in only:
+        print()
+        redeem.run()
 
 
 if __name__ == "__main__":

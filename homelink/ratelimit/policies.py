@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
+
 from homelink.ratelimit.limiter import Budget, Policy
 
 # A code is guessed once per attempt; thirty misses an hour from one address is far above what a
@@ -24,7 +26,10 @@ CODE_PER_IP = Policy("code:ip", limit=30, window=timedelta(hours=1), lockout=tim
 CODE_PER_ACCOUNT = Policy(
     "code:account", limit=5, window=timedelta(hours=1), lockout=timedelta(hours=1)
 )
-CODE_BUDGET = Budget("code:global", per_minute=300)
+# An install expecting a bigger rush (a trust's letters all going home at once) raises it.
+CODE_BUDGET = Budget(
+    "code:global", per_minute=getattr(settings, "HOMELINK_CODE_BUDGET_PER_MINUTE", 300)
+)
 
 LOGIN_PER_IP = Policy(
     "login:ip", limit=50, window=timedelta(minutes=15), lockout=timedelta(minutes=15)
