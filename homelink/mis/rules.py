@@ -804,6 +804,7 @@ class Planner:
         # Removals first (rule 6), so a new priority 1 is promoted in this same import.
         had_prime = False
         updates: dict[int, dict[str, Any]] = {}
+        dropped: set[Ref] = set()
         for link in existing:
             listed = wanted.get(link.adult_id)
             follows_file = link.source == Source.IMPORT and not link.prime_set_by
@@ -839,6 +840,22 @@ class Planner:
                 )
                 had_prime = had_prime or link.prime
                 continue
+            if (
+                follows_file
+                and contact.priority != 1
+                and not self.school.import_lower_priority
+                and self.plan.links_removable
+            ):
+                # The school turned lower-priority contacts off: the ones imported before go.
+                self.plan.link_deletes.append(link.id)
+                self.report.add(
+                    "remove",
+                    "link",
+                    self._who(contact, label),
+                    "lower-priority contacts are not imported (school setting)",
+                )
+                dropped.add(link.adult_id)
+                continue
             # An imported link follows the file: priority, relationship, and the prime status of
             # a priority-1 link (unless staff or a registration set its prime).
             changes: dict[str, Any] = {}
@@ -857,6 +874,8 @@ class Planner:
 
         # Rule 2 (priority 1 → prime, for a student with no prime), then rule 3.
         for ref, item in wanted.items():
+            if ref in dropped:
+                continue
             contact = item.contact
             who = self._who(contact, label)
             current = linked.get(ref)

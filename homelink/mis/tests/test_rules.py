@@ -552,3 +552,28 @@ def test_a_registration_during_planning_wins_over_the_plan(school: School) -> No
     assert links_of(school, "A100000000001") == [("Pat", "web", None, True)]
     assert adult(school, "Mary").email == "mary@example.org"
     assert outcome.summary["yielded_to_people"] == {"members": 0, "adults": 1, "primes": 1}
+
+
+def test_rule3_turning_lower_priorities_off_removes_the_ones_imported_before(
+    school: School,
+) -> None:
+    school.import_lower_priority = True
+    school.save()
+    run_import(school, [family()])
+    assert links_of(school, "A100000000001") == [
+        ("Mary", "import", 1, True),
+        ("John", "import", 2, False),
+    ]
+    school.import_lower_priority = False
+    school.save()
+    outcome = run_import(school, [family()])
+    assert links_of(school, "A100000000001") == [("Mary", "import", 1, True)]
+    assert outcome.summary["links"]["removed"] == 1
+    # An update-only import never removes a link, whatever the setting.
+    school.import_lower_priority = True
+    school.save()
+    run_import(school, [family()])
+    school.import_lower_priority = False
+    school.save()
+    run_import(school, [family()], update_only=True)
+    assert len(links_of(school, "A100000000001")) == 2
