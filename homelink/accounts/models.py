@@ -14,9 +14,19 @@ class Parent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="parent"
     )
     email_verified_at = models.DateTimeField(null=True, blank=True)
+    #: A new address waiting for its confirmation link; ``user.email`` stays the old one until
+    #: then, so a typo never cuts a parent off.
+    pending_email = models.CharField(max_length=254, blank=True)
     #: E.164; an SMS target only once mobile_verified_at is set (confirmed by a code by SMS).
     mobile = models.CharField(max_length=16, blank=True)
     mobile_verified_at = models.DateTimeField(null=True, blank=True)
+    #: A new number waiting for its SMS code (E.164); ``mobile`` stays the old one until then.
+    pending_mobile = models.CharField(max_length=16, blank=True)
+    #: Keyed hash of the six-digit code sent to ``pending_mobile``: never the code itself.
+    mobile_code_hash = models.CharField(max_length=64, blank=True)
+    mobile_code_expires_at = models.DateTimeField(null=True, blank=True)
+    #: Wrong codes typed against the current code; it stops working at the limit.
+    mobile_code_attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

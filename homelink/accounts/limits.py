@@ -1,0 +1,19 @@
+"""Limits on what an account can make the site send, beside the login limits in
+:mod:`homelink.ratelimit.policies`: every email and SMS costs someone something (an SMS costs the
+school a credit), so none of them may be triggered without bound."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from homelink.ratelimit.limiter import Policy
+
+# A parent who lost the first email asks again once or twice; more is a script.
+CONFIRM_RESEND_PER_ACCOUNT = Policy("account:confirm_resend", limit=3, window=timedelta(hours=1))
+# Five texts an hour, each code good for five tries: 25 guesses an hour at one in a million.
+MOBILE_CODE_PER_ACCOUNT = Policy("account:mobile_code", limit=5, window=timedelta(hours=1))
+# A school hall registering on one address stays well under this; a script filling the
+# table with accounts does not.
+SIGNUP_PER_IP = Policy("account:signup_ip", limit=100, window=timedelta(hours=1))
+# Reset emails go only to existing accounts, but each one is a message someone did not ask for.
+PASSWORD_RESET_PER_IP = Policy("account:reset_ip", limit=20, window=timedelta(hours=1))

@@ -1,0 +1,136 @@
+"""Fixtures for the parents' pages: a real SMTP server, parents and students."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.contrib.auth.models import User
+from django.test import Client
+
+from homelink.accounts import services, tokens
+from homelink.mis.tests.factories import contact, pupil, run_import
+from homelink.register.models import Member
+from homelink.registration.services import codes_issue
+from homelink.schools.models import School
+
+PASSWORD = "a long enough passphrase 42"
+PAT_EMAIL = "pat.smith@example.org"
+PAT_MOBILE = "07700 900001"
+
+
+class Mailbox:
+    """aiosmtpd handler: keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if address in str(m["To"])]
+
+    @staticmethod
+    def body(message: EmailMessage) -> str:
+        part = message.get_body(preferencelist=("plain",))
+        assert part is not None
+        return str(part.get_content())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp(settings: Any) -> Iterator[Mailbox]:
+    """A real SMTP server on localhost, and Django's SMTP backend pointed at it."""
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    try:
+        yield mailbox
+    finally:
+        controller.stop()
+
+
+def link_path(text: str, kind: str = "account/confirm") -> str:
+    """The path of the first link to ``kind`` in an email, ready for the test client."""
+    match = re.search(rf"https?://\S+/{kind}/\S+", text)
+    assert match is not None, text
+    return urlsplit(match.group(0)).path
+
+
+def make_parent(
+    email: str = PAT_EMAIL, forename: str = "Pat", surname: str = "Smith", confirmed: bool = True
+) -> User:
+    """A parent account made by the sign-up service, its email confirmed by its own token."""
+    user = services.account_register(
+        email=email, forename=forename, surname=surname, password=PASSWORD
+    )
+    if confirmed:
+        services.email_confirm(token=tokens.make_email_token(user_id=user.pk, email=email))
+        user.refresh_from_db()
+    return user
+
+
+def logged_in(user: User, **client_kwargs: Any) -> Client:
+    client = Client(**client_kwargs)
+    client.force_login(user)
+    return client
+
+
+def letter(school: School, upn: str = "A100000000001") -> str:
+    student = Member.objects.get(school=school, mis_id=upn)
+    [(_, code)] = codes_issue(school=school, members=[student], actor="test")
+    return code
+
+
+@pytest.fixture
+def roll(school: School) -> School:
+    """Sam (Pat Smith is the MIS's priority-1 contact, with an email and a mobile) and Alex
+    (no contacts)."""
+    run_import(
+        school,
+        [
+            pupil(
+                "A100000000001",
+                "Sam",
+                "Smith",
+                contact(1, "Pat", "Smith", email=PAT_EMAIL, mobile=PAT_MOBILE),
+                year="7",
+            ),
+            pupil("A100000000002", "Alex", "Jones", year="9"),
+        ],
+    )
+    return school
+
+
+def without_csrf(html: str) -> str:
+    """A page with its per-response CSRF token masked, so two answers can be compared."""
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    # The real hasher is slow on purpose; these tests log in hundreds of times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
