@@ -7,6 +7,17 @@ from pathlib import Path
 
 import pytest
 
+# Browser tests (marker `browser`): Chromium, a page per test at the live server, and the hook
+# that makes a skipped browser test a failure under CI. See homelink/browser_testing.py.
+from homelink.browser_testing import (  # noqa: F401
+    browser,
+    local_outbox,
+    new_page,
+    page,
+    phone_page,
+    playwright_driver,
+    pytest_runtest_makereport,
+)
 from homelink.schools.models import School
 
 REPO = Path(__file__).resolve().parent.parent
