@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "homelink.mis",
     "homelink.audit",
     "homelink.accounts",
+    "homelink.console",
     "homelink.messaging",
     "homelink.ratelimit",
     "homelink.registration",
@@ -75,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "homelink.console.middleware.StaffSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -197,6 +199,10 @@ HOMELINK_TRUSTED_PROXIES = [
 HOMELINK_CODE_BUDGET_PER_MINUTE = int(os.environ.get("HOMELINK_CODE_BUDGET_PER_MINUTE", "300"))
 # Operators emailed when attempts go over the site-wide budget: "Name <email>, Name <email>".
 ADMINS = [(name, addr) for name, addr in getaddresses([os.environ.get("ADMINS", "")]) if addr]
+
+# Staff sessions end after this long idle, and this long after signing in, whatever happens.
+HOMELINK_STAFF_IDLE_SECONDS = int(os.environ.get("HOMELINK_STAFF_IDLE_SECONDS", "1800"))
+HOMELINK_STAFF_SESSION_SECONDS = int(os.environ.get("HOMELINK_STAFF_SESSION_SECONDS", "43200"))
 
 # Where parents reach the site: printed on security letters.
 HOMELINK_PUBLIC_URL = os.environ.get("HOMELINK_PUBLIC_URL", "http://127.0.0.1:8000")

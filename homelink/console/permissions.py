@@ -1,0 +1,145 @@
+"""How every console page finds its school and its records: through the signed-in user's
+membership, and through helpers that take the school.
+
+Another school's URN and another school's ids answer 404, never 403, so that nobody can learn
+from the console whether a school, a student or a link exists elsewhere (style habit 6). A
+member of the school whose role is too low gets 403: they know the school already.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+
+from homelink.console.models import Role, StaffMembership
+from homelink.register.models import Adult, Link, Member, PendingLink
+from homelink.schools.models import School
+
+ViewFunc = Callable[..., HttpResponse]
+
+
+def membership_for(user: Any, urn: str) -> StaffMembership:
+    """The user's membership of the school with this URN, or 404 (also when there is no such
+    school: the two must look the same)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        raise Http404("no such school")
+    membership = (
+        StaffMembership.objects.select_related("school").filter(user=user, school__urn=urn).first()
+    )
+    if membership is None:
+        raise Http404("no such school")
+    return membership
+
+
+def get_member(school: School, pk: int) -> Member:
+    try:
+        return Member.objects.get(school=school, pk=pk)
+    except Member.DoesNotExist:
+        raise Http404("no such member") from None
+
+
+def get_adult(school: School, pk: int, *, student: Member | None = None) -> Adult:
+    """An adult of the school; with ``student``, only one linked to that student."""
+    adults = Adult.objects.filter(school=school, pk=pk)
+    if student is not None:
+        adults = adults.filter(links__student=student)
+    adult = adults.first()
+    if adult is None:
+        raise Http404("no such adult")
+    return adult
+
+
+def get_link(school: School, pk: int, *, student: Member | None = None) -> Link:
+    """A link of the school; with ``student``, only one of that student's links."""
+    links = Link.objects.select_related("adult", "student").filter(school=school, pk=pk)
+    if student is not None:
+        links = links.filter(student=student)
+    link = links.first()
+    if link is None:
+        raise Http404("no such link")
+    return link
+
+
+def get_pending_link(school: School, pk: int, *, student: Member | None = None) -> PendingLink:
+    pending = PendingLink.objects.select_related("adult", "student").filter(school=school, pk=pk)
+    if student is not None:
+        pending = pending.filter(student=student)
+    found = pending.first()
+    if found is None:
+        raise Http404("no such waiting link")
+    return found
+
+
+class StaffRequest(HttpRequest):
+    """What a console view receives: the request with the school it is about."""
+
+    school: School
+    membership: StaffMembership
+
+
+#: URL parameters every console pattern may use, and how each is resolved for the school.
+#: ``staff_view`` refuses to serve a pattern with any other parameter, so a page added later
+#: cannot fetch a record by id without going through one of these (the separation test fills
+#: exactly these names).
+URL_PARAMETERS = ("urn", "member_id", "adult_id", "link_id", "pending_id")
+
+
+def staff_view(
+    *,
+    min_role: str = Role.VIEWER,
+    post_role: str = Role.ADMINISTRATOR,
+    methods: tuple[str, ...] = ("GET", "HEAD"),
+) -> Callable[[ViewFunc], ViewFunc]:
+    """Wrap a console view: sign-in, the school from the URL, the records from their ids, the
+    role, then the method, in that order, so that another school's ids are 404 whatever the
+    method and a viewer's POST is 403 whatever the page.
+
+    ``post_role`` is what any POST needs (administrator; a sender where it is about messages).
+    The view receives ``member``, ``adult``, ``link`` and ``pending`` objects instead of ids,
+    each checked against the school, and the adult, link or pending link against the member.
+    """
+
+    def decorate(view: ViewFunc) -> ViewFunc:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            unknown = set(kwargs) - set(URL_PARAMETERS)
+            if unknown:
+                raise TypeError(
+                    f"{view.__name__}: URL parameter(s) {sorted(unknown)} have no school-scoped "
+                    "resolver in homelink.console.permissions"
+                )
+            membership = membership_for(request.user, kwargs.pop("urn"))
+            school = membership.school
+            objects: dict[str, Any] = {}
+            member = None
+            if "member_id" in kwargs:
+                member = objects["member"] = get_member(school, kwargs.pop("member_id"))
+            if "adult_id" in kwargs:
+                objects["adult"] = get_adult(school, kwargs.pop("adult_id"), student=member)
+            if "link_id" in kwargs:
+                objects["link"] = get_link(school, kwargs.pop("link_id"), student=member)
+            if "pending_id" in kwargs:
+                objects["pending"] = get_pending_link(
+                    school, kwargs.pop("pending_id"), student=member
+                )
+            needed = post_role if request.method not in ("GET", "HEAD") else min_role
+            if not membership.can(needed):
+                raise PermissionDenied("your role at this school does not allow this")
+            if request.method not in methods:
+                return HttpResponseNotAllowed(methods)
+            staff_request: StaffRequest = request  # type: ignore[assignment]
+            staff_request.school = school
+            staff_request.membership = membership
+            return view(staff_request, **objects)
+
+        wrapper.console_staff_view = True  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate

@@ -1,0 +1,256 @@
+"""Strict separation between schools, and viewers who cannot change anything.
+
+These tests walk EVERY pattern of the console's URL namespace, found by introspecting the URL
+resolver, so a page added later is covered without editing them. A pattern with a parameter
+this file cannot fill fails loudly: scope the new record through a helper in
+``homelink.console.permissions`` and add it to the worlds below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from homelink.audit.models import AuditEvent
+from homelink.console.models import Role, StaffMembership
+from homelink.console.permissions import URL_PARAMETERS
+from homelink.console.tests.conftest import World, make_user, member_of
+from homelink.register.models import Adult, LikelyDuplicate, Link, Member, PendingLink
+from homelink.schools.models import School
+
+#: Pages that are not about one school (the list of the user's schools).
+NOT_SCHOOL_PAGES = {"home"}
+
+#: Everything any console form might send: a POST that got through would change something.
+POST_DATA = {"prime": "1", "opted_out": "1", "asked": "on", "decision": "approve"}
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    route: str
+    params: tuple[str, ...]
+    callback: Any
+
+
+def console_patterns() -> list[Pattern]:
+    """Every named pattern in the ``console`` namespace of the URLconf in use."""
+    root = get_resolver()
+    if "console" not in root.namespace_dict:
+        pytest.fail("the console's URLs are not mounted (no 'console' namespace)")
+    _prefix, resolver = root.namespace_dict["console"]
+    found: list[Pattern] = []
+
+    def walk(patterns: list[Any], route: str, params: tuple[str, ...]) -> None:
+        for p in patterns:
+            here = route + str(p.pattern)
+            names = params + tuple(p.pattern.converters)
+            if isinstance(p, URLResolver):
+                walk(p.url_patterns, here, names)
+            elif isinstance(p, URLPattern):
+                if not p.name:
+                    pytest.fail(f"console pattern {here!r} has no name: name it to test it")
+                found.append(Pattern(p.name, here, names, p.callback))
+
+    walk(resolver.url_patterns, "", ())
+    assert len(found) >= 4, "the walk found too few console pages: is the resolver right?"
+    return found
+
+
+def school_pages() -> list[Pattern]:
+    pages = [p for p in console_patterns() if p.name not in NOT_SCHOOL_PAGES]
+    for page in pages:
+        if "urn" not in page.params:
+            pytest.fail(f"console page {page.name!r} ({page.route}) is not under a school's URN")
+    return pages
+
+
+def values_of(world: World) -> dict[str, Any]:
+    return {
+        "urn": world.school.urn,
+        "member_id": world.student.pk,
+        "adult_id": world.adult.pk,
+        "link_id": world.link.pk,
+        "pending_id": world.pending.pk,
+    }
+
+
+def url_for(page: Pattern, values: dict[str, Any]) -> str:
+    unknown = [p for p in page.params if p not in values]
+    if unknown:
+        pytest.fail(
+            f"console page {page.name!r} ({page.route}) has parameter(s) {unknown} this test "
+            "cannot fill: fetch the record through a school-scoped helper in "
+            "homelink.console.permissions and give the worlds in this test one of it"
+        )
+    return reverse(f"console:{page.name}", kwargs={p: values[p] for p in page.params})
+
+
+def snapshot() -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table a console page could change, in every school."""
+    models: list[Any] = [
+        School,
+        Member,
+        Adult,
+        Link,
+        PendingLink,
+        LikelyDuplicate,
+        StaffMembership,
+        AuditEvent,
+    ]
+    return {m.__name__: list(m.objects.order_by("pk").values_list()) for m in models}
+
+
+def test_the_worlds_fill_every_parameter_staff_view_knows(world_a) -> None:
+    # If permissions.URL_PARAMETERS grows, values_of() here must grow with it.
+    assert set(values_of(world_a)) == set(URL_PARAMETERS)
+
+
+def test_every_school_page_is_a_staff_view() -> None:
+    for page in school_pages():
+        assert getattr(page.callback, "console_staff_view", False), (
+            f"console page {page.name!r} is not wrapped in staff_view: it would not check the "
+            "school or the role"
+        )
+
+
+def test_another_schools_urn_is_404_for_every_page(client, world_a, world_b, admin_a):
+    """An administrator of A asks for pages of B, with B's ids: 404, never 403, whatever the
+    method; B's register is untouched."""
+    client.force_login(admin_a)
+    before = snapshot()
+    walked = 0
+    for page in school_pages():
+        url = url_for(page, values_of(world_b))
+        for method in ("get", "post"):
+            response = getattr(client, method)(url, POST_DATA if method == "post" else None)
+            assert response.status_code == 404, f"{method.upper()} {url} ({page.name})"
+            walked += 1
+    assert snapshot() == before
+    assert walked == 2 * len(school_pages())
+
+
+@pytest.fixture
+def trust_admin(world_a, world_b):
+    """Administrator at both schools: the case where only the ids, not the URN, are wrong."""
+    user = make_user("trust@both.example")
+    member_of(user, world_a.school, Role.ADMINISTRATOR)
+    member_of(user, world_b.school, Role.ADMINISTRATOR)
+    return user
+
+
+def test_another_schools_ids_under_your_urn_are_404_for_every_page(
+    client, world_a, world_b, trust_admin
+):
+    """Under A's URN, each id in turn replaced by B's (the rest A's own): 404 for GET and POST,
+    even for a user who may see both schools."""
+    client.force_login(trust_admin)
+    own, foreign = values_of(world_a), values_of(world_b)
+    before = snapshot()
+    walked = 0
+    for page in school_pages():
+        for param in page.params:
+            if param == "urn":
+                continue
+            values = {**own, param: foreign[param]}
+            url = url_for(page, values)
+            for method in ("get", "post"):
+                response = getattr(client, method)(url, POST_DATA if method == "post" else None)
+                assert response.status_code == 404, (
+                    f"{method.upper()} {url} ({page.name}, {param} of the other school)"
+                )
+                walked += 1
+    assert snapshot() == before
+    assert walked > 0
+
+
+def test_ids_of_another_student_of_your_school_are_404(client, world_a, admin_a):
+    """A link, adult or waiting link fetched under a member it does not belong to is 404 too:
+    the screen for one student never acts on another's links."""
+    client.force_login(admin_a)
+    other = Member.objects.get(school=world_a.school, mis_id="A00000000002")
+    own = values_of(world_a)
+    before = snapshot()
+    for page in school_pages():
+        if "member_id" not in page.params or len(page.params) < 3:
+            continue
+        url = url_for(page, {**own, "member_id": other.pk})
+        for method in ("get", "post"):
+            response = getattr(client, method)(url, POST_DATA if method == "post" else None)
+            assert response.status_code == 404, f"{method.upper()} {url} ({page.name})"
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.SENDER])
+def test_viewers_and_senders_cannot_change_the_register_on_any_page(client, world_a, admin_a, role):
+    """Walk every page with the school's own ids as a viewer (and a sender: sending is not
+    changing the register): every POST is refused and nothing changes. An administrator's
+    same POST is accepted, so the refusal is the role's doing, not a broken URL."""
+    user = make_user(f"{role}@a.example")
+    member_of(user, world_a.school, role)
+    own = values_of(world_a)
+    pages = school_pages()
+
+    client.force_login(user)
+    before = snapshot()
+    for page in pages:
+        url = url_for(page, own)
+        response = client.post(url, POST_DATA)
+        assert response.status_code in (403, 404), f"POST {url} ({page.name}) as {role}"
+        assert snapshot() == before, f"POST {url} ({page.name}) as {role} changed the register"
+        response = client.get(url)
+        assert response.status_code in (200, 405), f"GET {url} ({page.name}) as {role}"
+    assert snapshot() == before
+
+    client.force_login(admin_a)
+    accepted = 0
+    for page in pages:
+        url = url_for(page, own)
+        # Each administrator's POST is undone before the next, so every page starts from the
+        # same register the viewer saw.
+        savepoint = transaction.savepoint()
+        response = client.post(url, POST_DATA)
+        changed = snapshot() != before
+        transaction.savepoint_rollback(savepoint)
+        assert response.status_code not in (403, 404), f"POST {url} ({page.name}) as admin"
+        if response.status_code != 405:
+            assert changed, f"POST {url} ({page.name}) as admin changed nothing"
+            accepted += 1
+    assert accepted >= 1
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_on_every_page(client, world_a):
+    before = snapshot()
+    for page in console_patterns():
+        url = url_for(page, values_of(world_a))
+        for method in ("get", "post"):
+            response = getattr(client, method)(url, POST_DATA if method == "post" else None)
+            assert response.status_code == 302, f"{method.upper()} {url}"
+            assert response["Location"].startswith(reverse("login")), response["Location"]
+    assert snapshot() == before
+
+
+def test_a_parent_signed_in_gets_404_on_every_school_page(client, world_a):
+    """Someone with an account but no place on the staff (a parent) learns nothing."""
+    parent = make_user("parent@home.example")
+    Adult.objects.filter(pk=world_a.adult.pk).update(account=parent, registered=True)
+    client.force_login(parent)
+    for page in school_pages():
+        url = url_for(page, values_of(world_a))
+        for method in ("get", "post"):
+            response = getattr(client, method)(url, POST_DATA if method == "post" else None)
+            assert response.status_code == 404, f"{method.upper()} {url}"
+
+
+def test_a_superuser_without_a_membership_gets_404(client, world_a):
+    """Operators manage schools through the admin; the console is for a school's own staff."""
+    from django.contrib.auth import get_user_model
+
+    operator = get_user_model().objects.create_superuser("op", "op@example.org", "x" * 20)
+    client.force_login(operator)
+    response = client.get(reverse("console:dashboard", kwargs={"urn": world_a.school.urn}))
+    assert response.status_code == 404

@@ -1,0 +1,178 @@
+"""The staff console's pages. Thin: the school and every record come from
+:func:`~homelink.console.permissions.staff_view`, reads from selectors, writes from services."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from homelink.console import selectors, services
+from homelink.console.forms import DecisionForm, MemberFilterForm, OptOutForm, PrimeForm
+from homelink.console.models import Role, StaffMembership
+from homelink.console.permissions import StaffRequest, staff_view
+from homelink.register.models import Adult, Link, Member, PendingLink, Source
+from homelink.register.services import link_set_prime, person_opt_out
+
+PAGE_SIZE = 50
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """The schools the user works for; straight to the school when there is only one."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    memberships = list(
+        StaffMembership.objects.filter(user=request.user)
+        .select_related("school")
+        .order_by("school__name")
+    )
+    if len(memberships) == 1:
+        return redirect("console:dashboard", urn=memberships[0].school.urn)
+    return render(request, "console/home.html", {"memberships": memberships})
+
+
+@staff_view()
+def dashboard(request: StaffRequest) -> HttpResponse:
+    return render(
+        request,
+        "console/dashboard.html",
+        {
+            "school": request.school,
+            "membership": request.membership,
+            "d": selectors.dashboard(request.school),
+        },
+    )
+
+
+@staff_view()
+def members(request: StaffRequest) -> HttpResponse:
+    choices = selectors.filter_choices(request.school)
+    form = MemberFilterForm(
+        request.GET or None, years=choices["years"], reg_groups=choices["reg_groups"]
+    )
+    filters = form.filters() if form.is_bound else selectors.MemberFilters()
+    page = Paginator(selectors.members_search(request.school, filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    rows = list(page.object_list)
+    summaries = selectors.link_summaries([m.pk for m in rows if m.kind == Member.Kind.STUDENT])
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "console/members.html",
+        {
+            "school": request.school,
+            "membership": request.membership,
+            "form": form,
+            "page": page,
+            "rows": [(m, summaries.get(m.pk)) for m in rows],
+            "query": query.urlencode(),
+        },
+    )
+
+
+@staff_view()
+def member(request: StaffRequest, member: Member) -> HttpResponse:
+    return render(
+        request,
+        "console/member.html",
+        {
+            "school": request.school,
+            "membership": request.membership,
+            "member": member,
+            "links": selectors.member_links(member),
+            "pending": selectors.member_pending_links(member),
+            "can_change": request.membership.can(Role.ADMINISTRATOR),
+            "sources": Source,
+        },
+    )
+
+
+def _back(member: Member) -> HttpResponse:
+    return redirect("console:member", urn=member.school.urn, member_id=member.pk)
+
+
+def _refused(request: HttpRequest, error: ValidationError) -> None:
+    for message in error.messages:
+        messages.error(request, message)
+
+
+@staff_view(methods=("POST",))
+def link_prime(request: StaffRequest, member: Member, link: Link) -> HttpResponse:
+    form = PrimeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose prime or not prime.")
+        return _back(member)
+    prime = form.cleaned_data["prime"]
+    link_set_prime(link=link, prime=prime, by=Source.MANUAL, actor=f"user:{request.user.pk}")
+    who = f"{link.adult.forename} {link.adult.surname}".strip()
+    messages.success(request, f"{who} is {'now' if prime else 'no longer'} a prime parent.")
+    return _back(member)
+
+
+@staff_view(methods=("POST",))
+def link_remove(request: StaffRequest, member: Member, link: Link) -> HttpResponse:
+    try:
+        services.link_remove(link=link, actor=request.user)
+    except ValidationError as error:
+        _refused(request, error)
+    else:
+        who = f"{link.adult.forename} {link.adult.surname}".strip()
+        messages.success(request, f"{who} is no longer linked to {member.forename}.")
+    return _back(member)
+
+
+def _opt_out(request: StaffRequest, member: Member, person: Adult | Member) -> HttpResponse:
+    form = OptOutForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for message in errors:
+                messages.error(request, str(message))
+        return _back(member)
+    opted_out = form.cleaned_data["opted_out"]
+    # Staff only ever record what the person asked for (product.md): the audit event says so.
+    person_opt_out(
+        person=person,
+        opted_out=opted_out,
+        actor=f"user:{request.user.pk}",
+        requested_by_person=True,
+    )
+    who = f"{person.forename} {person.surname}".strip()
+    messages.success(
+        request,
+        f"Recorded: {who} {'opted out' if opted_out else 'opted back in'} at their request.",
+    )
+    return _back(member)
+
+
+@staff_view(methods=("POST",))
+def adult_opt_out(request: StaffRequest, member: Member, adult: Adult) -> HttpResponse:
+    return _opt_out(request, member, adult)
+
+
+@staff_view(methods=("POST",))
+def member_opt_out(request: StaffRequest, member: Member) -> HttpResponse:
+    return _opt_out(request, member, member)
+
+
+@staff_view(methods=("POST",))
+def pending_decide(request: StaffRequest, member: Member, pending: PendingLink) -> HttpResponse:
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose approve or refuse.")
+        return _back(member)
+    approve = form.cleaned_data["decision"] == "approve"
+    try:
+        services.pending_link_decide(pending=pending, approve=approve, actor=request.user)
+    except ValidationError as error:
+        _refused(request, error)
+    else:
+        who = f"{pending.adult.forename} {pending.adult.surname}".strip()
+        messages.success(
+            request, f"{who} is now linked." if approve else f"{who}'s link was refused."
+        )
+    return _back(member)
