@@ -9,7 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from homelink.console.models import StaffMembership
 from homelink.register.models import Adult, Link, Member
+from homelink.schools.management.commands.demo import ADMIN_USERNAME
 from homelink.schools.models import School
 
 pytestmark = pytest.mark.django_db
@@ -48,10 +50,12 @@ def test_demo_builds_the_register_and_an_administrator(tmp_path):
     assert Adult.objects.filter(school=school).exists()
     assert Link.objects.filter(school=school, prime=True).exists()
 
-    admin = get_user_model().objects.get(username="admin")
+    admin = get_user_model().objects.get(username=ADMIN_USERNAME)
     assert admin.is_superuser
     assert admin.is_staff
     assert admin.check_password(printed_password(output))
+    # The same account runs the school office's console.
+    assert StaffMembership.objects.get(user=admin, school=school).role == "administrator"
 
 
 def test_a_second_run_keeps_the_school_and_the_password():
@@ -65,7 +69,7 @@ def test_a_second_run_keeps_the_school_and_the_password():
     )
     assert current.count() == 30
     assert "password:" not in output
-    assert get_user_model().objects.get(username="admin").check_password(password)
+    assert get_user_model().objects.get(username=ADMIN_USERNAME).check_password(password)
 
 
 def test_reset_password_replaces_it():
@@ -74,6 +78,6 @@ def test_reset_password_replaces_it():
     new = printed_password(run_demo("--reset-password"))
 
     assert new != old
-    admin = get_user_model().objects.get(username="admin")
+    admin = get_user_model().objects.get(username=ADMIN_USERNAME)
     assert admin.check_password(new)
     assert not admin.check_password(old)

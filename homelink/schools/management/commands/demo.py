@@ -1,7 +1,7 @@
 """``homelink demo``: the whole system on one machine, with synthetic data, in one command.
 
 Migrates the database, makes (or reuses) the demo school, generates a synthetic CTF for it and
-imports it through the same service the CLI and the web use, makes an ``admin`` superuser, then
+imports it through the same service the CLI and the web use, makes the office account (a superuser and the school's administrator), then
 runs a task worker and the development server until Ctrl-C.
 """
 
@@ -29,7 +29,9 @@ DEMO_URN = "100001"
 DEMO_NAME = "Example Academy"
 DEMO_LA = "838"
 DEMO_ESTAB = "4512"
-ADMIN_USERNAME = "admin"
+# One account for the whole demo: the operators' admin (a superuser) and the school office's
+# console (an administrator of the demo school). Its username is its email, as on the sign-in page.
+ADMIN_USERNAME = "office@example.org"
 # How long a child process gets to finish its current work after being asked to stop.
 STOP_GRACE_SECONDS = 10
 
@@ -74,6 +76,7 @@ class Command(BaseCommand):
 
         self._section("Administrator")
         self._superuser(reset=options["reset_password"])
+        self._office(school)
 
         if options["no_serve"]:
             self.stdout.write(self.style.SUCCESS("\nDemo data ready (--no-serve: not serving)."))
@@ -164,7 +167,7 @@ class Command(BaseCommand):
         # installs that started from the demo.
         password = secrets.token_urlsafe(12)
         if user is None:
-            user_model.objects.create_superuser(ADMIN_USERNAME, "", password)
+            user_model.objects.create_superuser(ADMIN_USERNAME, ADMIN_USERNAME, password)
             self.stdout.write(f"  created superuser '{ADMIN_USERNAME}'")
         else:
             user.set_password(password)
@@ -174,6 +177,18 @@ class Command(BaseCommand):
         self.stdout.write(f"  username: {ADMIN_USERNAME}")
         self.stdout.write(f"  password: {password}")
         self.stdout.write("  (shown only now: note it down)")
+
+    def _office(self, school: School) -> None:
+        from homelink.console.models import Role, StaffMembership
+
+        user = get_user_model().objects.get(username=ADMIN_USERNAME)
+        if user.email != ADMIN_USERNAME:
+            user.email = ADMIN_USERNAME
+            user.save(update_fields=["email"])
+        StaffMembership.objects.get_or_create(
+            user=user, school=school, defaults={"role": Role.ADMINISTRATOR}
+        )
+        self.stdout.write(f"  '{ADMIN_USERNAME}' is an administrator of {school.name}")
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -200,7 +215,10 @@ class Command(BaseCommand):
         url = f"http://127.0.0.1:{port}"
         self.stdout.write(
             f"  worker pid {worker.pid}, web server pid {server.pid}\n"
-            f"  open {url}/admin/ and sign in as '{ADMIN_USERNAME}'\n"
+            f"  school office: {url}/login/ as '{ADMIN_USERNAME}', then the console at {url}/console/\n"
+            f"  parents:       {url}/register/ (print letters with 'homelink letters')\n"
+            f"  outbox:        {url}/outbox/ (the mail and SMS the demo kept instead of sending)\n"
+            f"  operators:     {url}/admin/\n"
             "  press Ctrl-C to stop both"
         )
         code = 0
