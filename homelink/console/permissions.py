@@ -17,7 +17,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 
 from homelink.console.models import Role, StaffMembership
-from homelink.register.models import Adult, Link, Member, PendingLink
+from homelink.mis.models import ImportRun
+from homelink.register.models import Adult, LikelyDuplicate, Link, Member, PendingLink
+from homelink.registration.models import SecurityCode
 from homelink.schools.models import School
 
 ViewFunc = Callable[..., HttpResponse]
@@ -75,6 +77,42 @@ def get_pending_link(school: School, pk: int, *, student: Member | None = None) 
     return found
 
 
+def get_import_run(school: School, pk: int) -> ImportRun:
+    run = ImportRun.objects.filter(school=school, pk=pk).first()
+    if run is None:
+        raise Http404("no such import")
+    return run
+
+
+def get_code(school: School, pk: int, *, member: Member | None = None) -> SecurityCode:
+    """A letter's code of the school (never its clear text: only its hash is kept)."""
+    codes = SecurityCode.objects.filter(school=school, pk=pk)
+    if member is not None:
+        codes = codes.filter(member=member)
+    code = codes.first()
+    if code is None:
+        raise Http404("no such letter")
+    return code
+
+
+def get_duplicate(school: School, pk: int) -> LikelyDuplicate:
+    found = (
+        LikelyDuplicate.objects.select_related("adult", "other")
+        .filter(school=school, pk=pk)
+        .first()
+    )
+    if found is None:
+        raise Http404("no such likely duplicate")
+    return found
+
+
+def get_staff_membership(school: School, pk: int) -> StaffMembership:
+    found = StaffMembership.objects.select_related("user").filter(school=school, pk=pk).first()
+    if found is None:
+        raise Http404("no such staff member")
+    return found
+
+
 class StaffRequest(HttpRequest):
     """What a console view receives: the request with the school it is about."""
 
@@ -86,7 +124,17 @@ class StaffRequest(HttpRequest):
 #: ``staff_view`` refuses to serve a pattern with any other parameter, so a page added later
 #: cannot fetch a record by id without going through one of these (the separation test fills
 #: exactly these names).
-URL_PARAMETERS = ("urn", "member_id", "adult_id", "link_id", "pending_id")
+URL_PARAMETERS = (
+    "urn",
+    "member_id",
+    "adult_id",
+    "link_id",
+    "pending_id",
+    "run_id",
+    "code_id",
+    "duplicate_id",
+    "staff_id",
+)
 
 
 def staff_view(
@@ -129,6 +177,14 @@ def staff_view(
                 objects["pending"] = get_pending_link(
                     school, kwargs.pop("pending_id"), student=member
                 )
+            if "run_id" in kwargs:
+                objects["run"] = get_import_run(school, kwargs.pop("run_id"))
+            if "code_id" in kwargs:
+                objects["code"] = get_code(school, kwargs.pop("code_id"), member=member)
+            if "duplicate_id" in kwargs:
+                objects["duplicate"] = get_duplicate(school, kwargs.pop("duplicate_id"))
+            if "staff_id" in kwargs:
+                objects["staff"] = get_staff_membership(school, kwargs.pop("staff_id"))
             needed = post_role if request.method not in ("GET", "HEAD") else min_role
             if not membership.can(needed):
                 raise PermissionDenied("your role at this school does not allow this")

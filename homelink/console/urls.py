@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from homelink.console import views
+from homelink.console import urls_imports, urls_people, views
 
 app_name = "console"
 
@@ -41,3 +41,6 @@ urlpatterns = [
         name="pending_decide",
     ),
 ]
+
+# Each area of the console keeps its own list; every pattern still goes through staff_view.
+urlpatterns += urls_imports.urlpatterns + urls_people.urlpatterns

@@ -10,9 +10,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
 from homelink.console.models import Role, StaffMembership
+from homelink.mis.models import ImportRun
 from homelink.mis.tests.factories import contact, pupil, run_import, staff
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, PendingLink, Source
 from homelink.register.services import adult_create, link_add
+from homelink.registration.models import SecurityCode
+from homelink.registration.services import codes_issue
 from homelink.schools.models import School
 
 
@@ -43,6 +46,10 @@ class World:
     imported_link: Link
     pending: PendingLink
     staff_member: Member
+    run: ImportRun
+    code: SecurityCode  # a letter of ``student``
+    duplicate: LikelyDuplicate
+    staff: StaffMembership
 
 
 def build_world(school: School, prefix: str) -> World:
@@ -83,7 +90,11 @@ def build_world(school: School, prefix: str) -> World:
         school=school, forename="Web", surname="Parent", source=Source.WEB, actor="test"
     )
     pending = PendingLink.objects.create(school=school, student=student, adult=web_adult)
-    LikelyDuplicate.objects.create(school=school, adult=web_adult, other=adult, shared="name")
+    duplicate = LikelyDuplicate.objects.create(
+        school=school, adult=web_adult, other=adult, shared="name"
+    )
+    codes_issue(school=school, members=[student], actor="test")
+    clerk = member_of(make_user(f"clerk@{prefix.lower()}.example"), school, Role.VIEWER)
     link_add(student=other, adult=web_adult, source=Source.WEB, actor="test")
     return World(
         school=school,
@@ -93,6 +104,10 @@ def build_world(school: School, prefix: str) -> World:
         imported_link=Link.objects.filter(student=student, source=Source.IMPORT).first(),  # type: ignore[arg-type]
         pending=pending,
         staff_member=Member.objects.get(school=school, mis_id=f"{prefix}-T1"),
+        run=ImportRun.objects.filter(school=school).latest("pk"),
+        code=SecurityCode.objects.get(member=student),
+        duplicate=duplicate,
+        staff=clerk,
     )
 
 

@@ -76,6 +76,10 @@ def values_of(world: World) -> dict[str, Any]:
         "adult_id": world.adult.pk,
         "link_id": world.link.pk,
         "pending_id": world.pending.pk,
+        "run_id": world.run.pk,
+        "code_id": world.code.pk,
+        "duplicate_id": world.duplicate.pk,
+        "staff_id": world.staff.pk,
     }
 
 

@@ -1,0 +1,7 @@
+"""Console pages for people, letters and settings (mounted by console/urls.py)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
