@@ -51,7 +51,8 @@ def _next_url(request: HttpRequest) -> str:
         return target
     # School staff sign in on the same page and go to their console (they may be parents too:
     # their account page is one link away).
-    if StaffMembership.objects.filter(user_id=request.user.pk).exists():
+    user_id = request.user.pk
+    if user_id is not None and StaffMembership.objects.filter(user_id=user_id).exists():
         return reverse("console:home")
     return reverse(settings.LOGIN_REDIRECT_URL)
 
