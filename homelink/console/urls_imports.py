@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from homelink.console import views_imports
+
+urlpatterns: list[URLPattern] = [
+    path("<str:urn>/imports/", views_imports.imports, name="imports"),
+    path("<str:urn>/imports/<int:run_id>/", views_imports.import_run, name="import_run"),
+    path(
+        "<str:urn>/imports/<int:run_id>/apply/",
+        views_imports.import_apply,
+        name="import_apply",
+    ),
+    path(
+        "<str:urn>/imports/<int:run_id>/retry/",
+        views_imports.import_retry,
+        name="import_retry",
+    ),
+    path(
+        "<str:urn>/imports/<int:run_id>/discard/",
+        views_imports.import_discard,
+        name="import_discard",
+    ),
+]

@@ -16,6 +16,11 @@ class ImportRun(models.Model):
         APPLIED = "applied"
         STOPPED = "stopped"  # the leavers guard or the school check stopped it
         FAILED = "failed"  # the file could not be read; nothing written
+        # The console's imports (homelink.console.tasks): a request waiting for the worker
+        # (it holds no lock; ``followed_by`` is the run the worker made of it), and a preview
+        # or stopped run whose stored file was deleted without applying it.
+        QUEUED = "queued"
+        DISCARDED = "discarded"
 
     school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="import_runs")
     started_by = models.ForeignKey(
@@ -28,10 +33,23 @@ class ImportRun(models.Model):
     digest = models.CharField("SHA-256", max_length=64)
     format = models.CharField(max_length=12)
     options = models.JSONField(default=dict)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
     summary = models.JSONField(default=dict)
     error = models.TextField(blank=True)
     data_issues = models.JSONField(default=list)
+    # Console uploads: the stored file (and CSV mapping), relative to MEDIA_ROOT, kept while the
+    # run may still be applied or retried; emptied when the file is deleted.
+    upload = models.CharField(max_length=255, blank=True)
+    mapping_upload = models.CharField(max_length=255, blank=True)
+    # How far the worker has read the file: the fraction (None when the format cannot tell)
+    # and the members planned so far; updated at most twice a second while running.
+    progress = models.FloatField(null=True, blank=True)
+    progress_count = models.PositiveIntegerField(default=0)
+    # What carried this run on: for a queued request, the run the worker made of it; for a
+    # preview or stopped run, the request to apply it.
+    followed_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-started_at"]
