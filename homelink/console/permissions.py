@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 
 from homelink.console.models import Role, StaffMembership
+from homelink.console.otp import second_factor_redirect
 from homelink.mis.models import ImportRun
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, PendingLink
 from homelink.registration.models import SecurityCode
@@ -164,6 +165,8 @@ def staff_view(
                     "resolver in homelink.console.permissions"
                 )
             membership = membership_for(request.user, kwargs.pop("urn"))
+            if (second := second_factor_redirect(request, membership)) is not None:
+                return second
             school = membership.school
             objects: dict[str, Any] = {}
             member = None

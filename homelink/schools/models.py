@@ -23,6 +23,11 @@ class School(models.Model):
     #: OneRoster has no URN: the org sourcedId seen at the school's first OneRoster import is
     #: the identity later files must match (or be forced).
     oneroster_org_id = models.CharField(max_length=255, blank=True)
+    require_second_factor = models.BooleanField(
+        "require a second factor",
+        default=False,
+        help_text="Staff must sign in to the console with an authenticator app's code too.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

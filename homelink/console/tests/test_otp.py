@@ -1,0 +1,551 @@
+"""The staff console's second factor, with django-otp's real TOTP device: set up, confirm,
+verify once per session, wrong and replayed codes, the lock-out, removal, the school's setting,
+and the decision ``staff_view`` asks :func:`second_factor_redirect` for."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages import get_messages
+from django.http import HttpRequest, HttpResponse
+from django.test import RequestFactory
+from django.urls import include, path, reverse
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.middleware import OTPMiddleware
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+import homelink.urls
+from homelink.audit.models import AuditEvent
+from homelink.console import otp, permissions
+from homelink.console.models import Role, StaffMembership
+from homelink.console.tests.conftest import make_user, member_of
+from homelink.schools.models import School
+
+# Until homelink/urls.py mounts homelink.console.urls_otp, these tests mount it themselves.
+if any(getattr(p, "namespace", None) == "console_otp" for p in homelink.urls.urlpatterns):
+    urlpatterns = homelink.urls.urlpatterns
+else:
+    urlpatterns = [
+        path("console/otp/", include("homelink.console.urls_otp")),
+        *homelink.urls.urlpatterns,
+    ]
+
+pytestmark = pytest.mark.urls(__name__)
+
+STAFF_VIEW_ASKS = "second_factor_redirect" in inspect.getsource(permissions)
+
+
+@pytest.fixture(autouse=True)
+def _no_otp_throttle(settings):
+    # django-otp also makes the next try wait 1, 2, 4… seconds after a wrong code; these tests
+    # are about homelink's own limit, so its delay is off unless a test turns it back on.
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+
+
+# --- Helpers -------------------------------------------------------------------------------------
+
+
+def code_for(device: TOTPDevice, *, wrong: bool = False) -> str:
+    """The code an app shows now, or at the next step when now's has been used (django-otp
+    accepts a code once, and one step either side of now)."""
+    device.refresh_from_db()
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    step = max(totp.t(), device.last_t + 1)
+    at = TOTP(device.bin_key, device.step, device.t0, device.digits, 0)
+    at.time = device.t0 + step * device.step
+    token = at.token()
+    if wrong:
+        token = (token + 500_000) % 1_000_000
+    return f"{token:06d}"
+
+
+def confirmed_for(user: Any) -> TOTPDevice:
+    device = TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+    return device
+
+
+def url(name: str, **query: str) -> str:
+    return reverse(f"console_otp:{name}") + (f"?{urlencode(query)}" if query else "")
+
+
+def error_of(body: str) -> str:
+    """The form's error paragraph on a page."""
+    return re.search(r'<p class="error"[^>]*>.*?</p>', body, re.S).group(0)  # type: ignore[union-attr]
+
+
+def message_texts(response: Any) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def decide(client, user: Any, membership: StaffMembership, where: str) -> HttpResponse | None:
+    """Run second_factor_redirect on a request to ``where`` carrying ``client``'s session,
+    through the real authentication and OTP middleware."""
+    request = RequestFactory().get(where)
+    request.session = client.session
+    seen: dict[str, HttpResponse | None] = {}
+
+    def view(req: HttpRequest) -> HttpResponse:
+        seen["answer"] = otp.second_factor_redirect(req, membership)
+        return HttpResponse()
+
+    AuthenticationMiddleware(OTPMiddleware(view))(request)
+    return seen["answer"]
+
+
+@pytest.fixture
+def admin_membership(admin_a, school: School) -> StaffMembership:
+    return StaffMembership.objects.get(user=admin_a, school=school)
+
+
+@pytest.fixture
+def dashboard(school: School) -> str:
+    return reverse("console:dashboard", kwargs={"urn": school.urn})
+
+
+# --- second_factor_redirect ----------------------------------------------------------------------
+
+
+def test_no_authenticator_and_not_required_is_served(client, admin_a, admin_membership, dashboard):
+    client.force_login(admin_a)
+    assert decide(client, admin_a, admin_membership, dashboard) is None
+
+
+def test_an_unconfirmed_authenticator_changes_nothing(client, admin_a, admin_membership, dashboard):
+    TOTPDevice.objects.create(user=admin_a, name="half set up", confirmed=False)
+    client.force_login(admin_a)
+    assert decide(client, admin_a, admin_membership, dashboard) is None
+
+
+def test_required_without_authenticator_goes_to_set_up(
+    client, admin_a, admin_membership, school, dashboard
+):
+    otp.school_require_second_factor(school=school, required=True, actor="test")
+    admin_membership.refresh_from_db()
+    client.force_login(admin_a)
+    answer = decide(client, admin_a, admin_membership, f"{dashboard}?page=2")
+    assert answer is not None
+    assert answer.status_code == 302
+    assert answer["Location"] == url("setup", next=f"{dashboard}?page=2")
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_an_authenticator_asks_for_a_code_once_per_session(
+    client, admin_a, admin_membership, school, dashboard, required
+):
+    otp.school_require_second_factor(school=school, required=required, actor="test")
+    admin_membership.refresh_from_db()
+    device = confirmed_for(admin_a)
+    client.force_login(admin_a)
+    answer = decide(client, admin_a, admin_membership, dashboard)
+    assert answer is not None
+    assert answer["Location"] == url("verify", next=dashboard)
+    response = client.post(url("verify"), {"token": code_for(device), "next": dashboard})
+    assert response.status_code == 302
+    assert response["Location"] == dashboard
+    assert decide(client, admin_a, admin_membership, dashboard) is None
+
+
+def test_another_accounts_device_in_the_session_does_not_count(
+    client, admin_a, viewer_a, admin_membership, dashboard
+):
+    confirmed_for(admin_a)
+    theirs = confirmed_for(viewer_a)
+    client.force_login(admin_a)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = theirs.persistent_id
+    session.save()
+    answer = decide(client, admin_a, admin_membership, dashboard)
+    assert answer is not None
+    assert answer["Location"].startswith(url("verify"))
+
+
+def test_the_decision_is_per_school(client, school, school_b, dashboard):
+    user = make_user("trust@example.org")
+    at_a = member_of(user, school, Role.VIEWER)
+    at_b = member_of(user, school_b, Role.VIEWER)
+    otp.school_require_second_factor(school=school_b, required=True, actor="test")
+    at_b.refresh_from_db()
+    client.force_login(user)
+    assert decide(client, user, at_a, dashboard) is None
+    assert decide(client, user, at_b, f"/console/{school_b.urn}/") is not None
+
+
+# --- Who may see the pages -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["index", "setup", "verify"])
+def test_signed_out_people_are_asked_to_sign_in(client, name):
+    response = client.get(url(name))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [
+        ("index", "get"),
+        ("setup", "get"),
+        ("setup", "post"),
+        ("verify", "get"),
+        ("verify", "post"),
+        ("remove", "post"),
+    ],
+)
+def test_accounts_without_a_staff_role_get_404(client, db, name, method):
+    parent = make_user("parent@example.org")
+    client.force_login(parent)
+    response = getattr(client, method)(url(name), {"token": "123456"} if method == "post" else {})
+    assert response.status_code == 404
+    assert not TOTPDevice.objects.filter(user=parent).exists()
+
+
+# --- Setting up ----------------------------------------------------------------------------------
+
+
+def test_set_up_shows_the_secret_as_text_uri_and_qr_code(client, admin_a):
+    client.force_login(admin_a)
+    response = client.get(url("setup"))
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    device = TOTPDevice.objects.get(user=admin_a)
+    assert not device.confirmed
+    body = response.content.decode()
+    secret = otp.secret_text(device)
+    assert secret in body
+    groups = secret.split(" ")
+    assert len(groups) == 8 and all(len(g) == 4 for g in groups)  # 20 bytes = 32 characters
+    assert "otpauth://totp/homelink%3Aoffice%40a.example?secret=" in body
+    assert "&amp;issuer=homelink" in body
+    assert '<svg aria-hidden="true"' in body
+    assert "<?xml" not in body and "<script" not in body
+    # Reloading keeps the secret the person may be typing in.
+    client.get(url("setup"))
+    assert list(TOTPDevice.objects.filter(user=admin_a).values_list("pk", flat=True)) == [device.pk]
+
+
+def test_the_uri_carries_the_devices_secret_and_timing(db, admin_a):
+    device = otp.pending_device(admin_a)
+    uri = otp.otpauth_uri(device)
+    assert otp.secret_text(device).replace(" ", "") in uri
+    assert "digits=6" in uri and "period=30" in uri and "algorithm=SHA1" in uri
+
+
+def test_confirming_with_the_first_code_sets_up_and_verifies_the_session(
+    client, admin_a, school, dashboard
+):
+    client.force_login(admin_a)
+    client.get(url("setup"))
+    device = TOTPDevice.objects.get(user=admin_a)
+    response = client.post(url("setup"), {"token": code_for(device), "next": dashboard})
+    assert response.status_code == 302
+    assert response["Location"] == dashboard
+    device.refresh_from_db()
+    assert device.confirmed
+    assert client.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
+    event = AuditEvent.objects.get(action="staff.second_factor_added")
+    assert event.school == school and event.actor == admin_a
+    assert event.detail == {"user_id": admin_a.pk, "device_id": device.pk}
+    # Verified: the pages do not ask again in this session.
+    assert client.get(url("verify", next=dashboard))["Location"] == dashboard
+
+
+def test_a_spaced_code_is_accepted(client, admin_a):
+    client.force_login(admin_a)
+    client.get(url("setup"))
+    device = TOTPDevice.objects.get(user=admin_a)
+    token = code_for(device)
+    client.post(url("setup"), {"token": f"{token[:3]} {token[3:]}"})
+    device.refresh_from_db()
+    assert device.confirmed
+
+
+def test_a_wrong_code_does_not_confirm(client, admin_a):
+    client.force_login(admin_a)
+    client.get(url("setup"))
+    device = TOTPDevice.objects.get(user=admin_a)
+    response = client.post(url("setup"), {"token": code_for(device, wrong=True)})
+    assert response.status_code == 200
+    assert otp.CODE_REFUSED in response.content.decode()
+    device.refresh_from_db()
+    assert not device.confirmed
+    assert DEVICE_ID_SESSION_KEY not in client.session
+    assert not AuditEvent.objects.filter(action="staff.second_factor_added").exists()
+
+
+def test_not_six_digits_is_a_form_error_and_costs_no_attempt(client, admin_a):
+    client.force_login(admin_a)
+    client.get(url("setup"))
+    for _ in range(otp.OTP_PER_ACCOUNT.limit + 2):
+        response = client.post(url("setup"), {"token": "12ab"})
+        assert "Enter the 6 digits" in response.content.decode()
+    device = TOTPDevice.objects.get(user=admin_a)
+    client.post(url("setup"), {"token": code_for(device)})
+    device.refresh_from_db()
+    assert device.confirmed
+
+
+def test_with_an_authenticator_set_up_cannot_add_another(client, admin_a):
+    confirmed_for(admin_a)
+    client.force_login(admin_a)
+    response = client.get(url("setup"))
+    assert response["Location"] == url("index")
+    response = client.post(url("setup"), {"token": "123456"})
+    assert response["Location"] == url("index")
+    assert TOTPDevice.objects.filter(user=admin_a).count() == 1
+
+
+def test_confirming_drops_other_half_set_up_devices(client, admin_a):
+    stale = TOTPDevice.objects.create(user=admin_a, name="old", confirmed=False)
+    client.force_login(admin_a)
+    client.get(url("setup"))
+    device = TOTPDevice.objects.get(user=admin_a)  # the stale one is reused, not duplicated
+    assert device.pk == stale.pk
+    client.post(url("setup"), {"token": code_for(device)})
+    assert list(TOTPDevice.objects.filter(user=admin_a).values_list("confirmed", flat=True)) == [
+        True
+    ]
+
+
+def test_an_off_site_next_goes_to_the_console(client, admin_a):
+    client.force_login(admin_a)
+    client.get(url("setup"))
+    device = TOTPDevice.objects.get(user=admin_a)
+    response = client.post(
+        url("setup"), {"token": code_for(device), "next": "https://evil.example/"}
+    )
+    assert response["Location"] == reverse("console:home")
+
+
+# --- Verifying -----------------------------------------------------------------------------------
+
+
+def test_verify_with_the_right_code(client, admin_a, dashboard):
+    device = confirmed_for(admin_a)
+    client.force_login(admin_a)
+    page = client.get(url("verify", next=dashboard))
+    assert page.status_code == 200
+    assert f'value="{dashboard}"' in page.content.decode()
+    assert 'autocomplete="one-time-code"' in page.content.decode()
+    response = client.post(url("verify"), {"token": code_for(device), "next": dashboard})
+    assert response["Location"] == dashboard
+    assert client.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
+
+
+def test_verify_with_a_wrong_code(client, admin_a):
+    device = confirmed_for(admin_a)
+    client.force_login(admin_a)
+    response = client.post(url("verify"), {"token": code_for(device, wrong=True)})
+    assert response.status_code == 200
+    assert otp.CODE_REFUSED in response.content.decode()
+    assert DEVICE_ID_SESSION_KEY not in client.session
+
+
+def test_a_code_is_accepted_once(client, admin_a):
+    device = confirmed_for(admin_a)
+    token = code_for(device)
+    client.force_login(admin_a)
+    client.post(url("verify"), {"token": token})
+    assert DEVICE_ID_SESSION_KEY in client.session
+    client.logout()
+    client.force_login(admin_a)
+    response = client.post(url("verify"), {"token": token})
+    assert otp.CODE_REFUSED in response.content.decode()
+    assert DEVICE_ID_SESSION_KEY not in client.session
+
+
+def test_verify_without_an_authenticator(client, admin_a, school, dashboard):
+    client.force_login(admin_a)
+    assert client.get(url("verify", next=dashboard))["Location"] == dashboard
+    otp.school_require_second_factor(school=school, required=True, actor="test")
+    assert client.get(url("verify", next=dashboard))["Location"] == url("setup", next=dashboard)
+
+
+def test_five_wrong_codes_lock_the_account_out_with_the_same_answer(client, admin_a):
+    device = confirmed_for(admin_a)
+    client.force_login(admin_a)
+    wrong = []
+    for _ in range(otp.OTP_PER_ACCOUNT.limit):
+        response = client.post(url("verify"), {"token": code_for(device, wrong=True)})
+        wrong.append(response.content.decode())
+    locked = client.post(url("verify"), {"token": code_for(device)})
+    assert locked.status_code == 200
+    assert otp.CODE_REFUSED in locked.content.decode()
+    assert error_of(locked.content.decode()) == error_of(wrong[-1])
+    assert DEVICE_ID_SESSION_KEY not in client.session
+    # The right code is not consumed while locked: the lock-out refuses before checking it.
+    device.refresh_from_db()
+    assert device.last_t == -1
+    verdict = otp.OTP_PER_ACCOUNT.hit(f"user:{admin_a.pk}")
+    assert verdict.locked
+
+
+def test_the_lock_out_is_per_account(client, admin_a, viewer_a):
+    confirmed_for(admin_a)
+    theirs = confirmed_for(viewer_a)
+    for _ in range(otp.OTP_PER_ACCOUNT.limit + 1):
+        otp.token_allowed(admin_a)
+    client.force_login(viewer_a)
+    client.post(url("verify"), {"token": code_for(theirs)})
+    assert client.session[DEVICE_ID_SESSION_KEY] == theirs.persistent_id
+
+
+def test_a_right_code_starts_the_count_again(client, admin_a):
+    device = confirmed_for(admin_a)
+    client.force_login(admin_a)
+    for _ in range(otp.OTP_PER_ACCOUNT.limit - 1):
+        client.post(url("verify"), {"token": code_for(device, wrong=True)})
+    client.post(url("verify"), {"token": code_for(device)})
+    assert DEVICE_ID_SESSION_KEY in client.session
+    assert otp.OTP_PER_ACCOUNT.hit(f"user:{admin_a.pk}").remaining == (
+        otp.OTP_PER_ACCOUNT.limit - 1
+    )
+
+
+def test_django_otps_own_delay_after_a_wrong_code_also_applies(client, admin_a, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60
+    device = confirmed_for(admin_a)
+    client.force_login(admin_a)
+    client.post(url("verify"), {"token": code_for(device, wrong=True)})
+    response = client.post(url("verify"), {"token": code_for(device)})
+    assert otp.CODE_REFUSED in response.content.decode()
+    assert DEVICE_ID_SESSION_KEY not in client.session
+
+
+# --- Removing ------------------------------------------------------------------------------------
+
+
+def verified_client(client, user: Any) -> TOTPDevice:
+    device = confirmed_for(user)
+    client.force_login(user)
+    client.post(url("verify"), {"token": code_for(device)})
+    assert DEVICE_ID_SESSION_KEY in client.session
+    return device
+
+
+def test_the_index_page_offers_removal_with_a_code(client, admin_a):
+    verified_client(client, admin_a)
+    body = client.get(url("index")).content.decode()
+    assert "Remove your authenticator" in body
+    assert f'action="{url("remove")}"' in body
+
+
+def test_removal_is_post_only(client, admin_a):
+    verified_client(client, admin_a)
+    assert client.get(url("remove")).status_code == 405
+    assert TOTPDevice.objects.filter(user=admin_a).exists()
+
+
+def test_removal_needs_a_fresh_code(client, admin_a):
+    device = verified_client(client, admin_a)
+    response = client.post(url("remove"), {"token": code_for(device, wrong=True)})
+    assert response["Location"] == url("index")
+    assert otp.CODE_REFUSED in message_texts(response)
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+
+
+def test_removal_with_a_fresh_code(client, admin_a, school, admin_membership, dashboard):
+    device = verified_client(client, admin_a)
+    response = client.post(url("remove"), {"token": code_for(device)})
+    assert response["Location"] == url("index")
+    assert not TOTPDevice.objects.filter(user=admin_a).exists()
+    assert DEVICE_ID_SESSION_KEY not in client.session
+    event = AuditEvent.objects.get(action="staff.second_factor_removed")
+    assert event.school == school and event.actor == admin_a
+    # No authenticator, not required: the console no longer asks.
+    assert decide(client, admin_a, admin_membership, dashboard) is None
+
+
+def test_no_removal_when_a_school_requires_it(client, admin_a, school):
+    device = verified_client(client, admin_a)
+    otp.school_require_second_factor(school=school, required=True, actor="test")
+    response = client.post(url("remove"), {"token": code_for(device)})
+    assert any("requires a second factor" in m for m in message_texts(response))
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert DEVICE_ID_SESSION_KEY in client.session
+    assert "cannot remove it" in client.get(url("index")).content.decode()
+    # Refused before the code was checked: the code is still good, and no attempt counted.
+    device.refresh_from_db()
+    assert otp.OTP_PER_ACCOUNT.hit(f"user:{admin_a.pk}").remaining == (
+        otp.OTP_PER_ACCOUNT.limit - 1
+    )
+
+
+def test_no_removal_when_any_of_the_accounts_schools_requires_it(client, school_b):
+    user = make_user("trust@example.org")
+    member_of(user, school_b, Role.VIEWER)
+    device = verified_client(client, user)
+    otp.school_require_second_factor(school=school_b, required=True, actor="test")
+    client.post(url("remove"), {"token": code_for(device)})
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+
+
+def test_removing_with_nothing_to_remove(client, admin_a):
+    client.force_login(admin_a)
+    response = client.post(url("remove"), {"token": "123456"})
+    assert "You have no authenticator to remove." in message_texts(response)
+
+
+# --- The school's setting ------------------------------------------------------------------------
+
+
+def test_an_administrator_makes_it_compulsory_and_it_is_audited(db, school, admin_a):
+    otp.school_require_second_factor(school=school, required=True, actor=admin_a)
+    school.refresh_from_db()
+    assert school.require_second_factor
+    event = AuditEvent.objects.get(action="school.second_factor_required")
+    assert event.actor == admin_a and event.actor_label == f"user:{admin_a.pk}"
+    assert event.detail == {"require_second_factor": True}
+    # Saying it again changes nothing and records nothing.
+    otp.school_require_second_factor(school=school, required=True, actor=admin_a)
+    assert AuditEvent.objects.filter(action__startswith="school.second_factor").count() == 1
+    otp.school_require_second_factor(school=school, required=False, actor="cli")
+    school.refresh_from_db()
+    assert not school.require_second_factor
+    assert AuditEvent.objects.filter(action="school.second_factor_optional").count() == 1
+
+
+def test_staff_without_second_factor_counts_the_schools_staff(db, school, admin_a, viewer_a):
+    assert otp.staff_without_second_factor(school) == 2
+    confirmed_for(admin_a)
+    TOTPDevice.objects.create(user=viewer_a, name="half", confirmed=False)
+    assert otp.staff_without_second_factor(school) == 1
+
+
+def test_schools_default_to_not_requiring_it(school):
+    assert school.require_second_factor is False
+
+
+# --- End to end, once staff_view asks second_factor_redirect ------------------------------------
+
+
+@pytest.mark.skipif(
+    not STAFF_VIEW_ASKS, reason="staff_view does not call otp.second_factor_redirect yet"
+)
+def test_console_pages_ask_for_the_second_factor(client, admin_a, school, dashboard):
+    device = confirmed_for(admin_a)
+    client.force_login(admin_a)
+    response = client.get(dashboard)
+    assert response["Location"] == url("verify", next=dashboard)
+    response = client.post(url("verify"), {"token": code_for(device), "next": dashboard})
+    assert client.get(response["Location"]).status_code == 200
+
+
+@pytest.mark.skipif(
+    not STAFF_VIEW_ASKS, reason="staff_view does not call otp.second_factor_redirect yet"
+)
+def test_a_school_that_requires_it_sends_staff_to_set_up(client, viewer_a, school, dashboard):
+    otp.school_require_second_factor(school=school, required=True, actor="test")
+    client.force_login(viewer_a)
+    response = client.get(dashboard)
+    assert response["Location"] == url("setup", next=dashboard)
+    client.get(response["Location"])
+    device = TOTPDevice.objects.get(user=viewer_a)
+    response = client.post(url("setup"), {"token": code_for(device), "next": dashboard})
+    assert response["Location"] == dashboard
+    assert client.get(dashboard).status_code == 200
