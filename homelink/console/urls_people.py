@@ -2,6 +2,53 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from homelink.console import views_people as views
+
+urlpatterns: list[URLPattern] = [
+    # The linked-people screen's own actions (console/people_member_actions.html).
+    path(
+        "<str:urn>/members/<int:member_id>/people/add/",
+        views.people_add,
+        name="people_add",
+    ),
+    path(
+        "<str:urn>/members/<int:member_id>/people/new/",
+        views.people_new,
+        name="people_new",
+    ),
+    path(
+        "<str:urn>/members/<int:member_id>/adults/<int:adult_id>/review/",
+        views.adult_review,
+        name="adult_review",
+    ),
+    path(
+        "<str:urn>/members/<int:member_id>/letters/",
+        views.member_letters,
+        name="member_letters",
+    ),
+    path(
+        "<str:urn>/members/<int:member_id>/letters/new/",
+        views.member_letter_issue,
+        name="member_letter_issue",
+    ),
+    path(
+        "<str:urn>/members/<int:member_id>/letters/<int:code_id>/revoke/",
+        views.member_letter_revoke,
+        name="member_letter_revoke",
+    ),
+    # Whole-school pages.
+    path("<str:urn>/duplicates/", views.duplicates, name="duplicates"),
+    path(
+        "<str:urn>/duplicates/<int:duplicate_id>/not-the-same/",
+        views.duplicate_resolve,
+        name="duplicate_resolve",
+    ),
+    path("<str:urn>/letters/", views.letters, name="letters"),
+    path("<str:urn>/settings/", views.school_settings, name="settings"),
+    path("<str:urn>/staff/", views.staff, name="staff"),
+    path("<str:urn>/staff/add/", views.staff_add, name="staff_add"),
+    path("<str:urn>/staff/<int:staff_id>/role/", views.staff_role, name="staff_role"),
+    path("<str:urn>/staff/<int:staff_id>/remove/", views.staff_remove_view, name="staff_remove"),
+]

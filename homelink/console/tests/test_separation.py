@@ -221,7 +221,11 @@ def test_viewers_and_senders_cannot_change_the_register_on_any_page(client, worl
         changed = snapshot() != before
         transaction.savepoint_rollback(savepoint)
         assert response.status_code not in (403, 404), f"POST {url} ({page.name}) as admin"
-        if response.status_code != 405:
+        # 400: a form page that needs more than the common POST data (names, a file…) answers
+        # an invalid form; the point here is that the administrator was not refused.
+        if getattr(page.callback, "console_post_needs", ""):
+            continue  # answered (not 403/404); its POST needs a file or a run in a given state
+        if response.status_code not in (400, 405):
             assert changed, f"POST {url} ({page.name}) as admin changed nothing"
             accepted += 1
     assert accepted >= 1
