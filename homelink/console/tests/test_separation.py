@@ -262,3 +262,53 @@ def test_a_superuser_without_a_membership_gets_404(client, world_a):
     client.force_login(operator)
     response = client.get(reverse("console:dashboard", kwargs={"urn": world_a.school.urn}))
     assert response.status_code == 404
+
+
+#: Every URL outside the console, and why it cannot show one school's data to another school's
+#: staff. A new page anywhere on the site fails the test below until it is either a console page
+#: (and so walked above) or listed here with its reason.
+NOT_SCHOOL_SCOPED = {
+    "admin": "Django admin: superusers only (site operators, who manage every school)",
+    "healthz": "says 'ok'",
+    "outbox": "the local development outbox: 404 unless HOMELINK_SHOW_OUTBOX",
+    "console_otp": "the signed-in staff member's own authenticator",
+    "register": "a parent signing up",
+    "login": "signing in",
+    "logout": "signing out",
+    "password_reset": "Django's reset flow for the signed-in person",
+    "password_reset_done": "Django's reset flow",
+    "password_reset_confirm": "Django's reset flow",
+    "password_reset_complete": "Django's reset flow",
+    "account": "the parent's own account, by request.user",
+    "confirm_email": "a signed token for one account",
+    "resend_confirmation": "the parent's own account",
+    "link_code": "the parent's own account; a code names its school",
+    "details": "the parent's own account",
+    "verify_mobile": "the parent's own account",
+    "preferences": "the parent's own account",
+    "unlink": "only the account's own links (another's id answers 404: accounts tests)",
+    "opt_out": "the parent's own account",
+    "delete_account": "the parent's own account",
+    "privacy": "the privacy notice",
+}
+
+
+def test_every_page_of_the_site_is_either_walked_here_or_known_not_to_be_school_data() -> None:
+    unknown: list[str] = []
+
+    def walk(patterns: list[Any], route: str, namespace: str) -> None:
+        for p in patterns:
+            here = route + str(p.pattern)
+            if isinstance(p, URLResolver):
+                space = p.namespace or namespace
+                if space == "console" or space in NOT_SCHOOL_SCOPED:
+                    continue  # walked above, or known and listed
+                walk(p.url_patterns, here, space)
+            elif isinstance(p, URLPattern) and (p.name or "") not in NOT_SCHOOL_SCOPED:
+                unknown.append(f"{here} (name {p.name!r})")
+
+    walk(get_resolver().url_patterns, "", "")
+    assert not unknown, (
+        "pages outside the console that no separation test covers; make them console pages or "
+        f"add them to NOT_SCHOOL_SCOPED with the reason: {unknown}"
+    )
