@@ -36,7 +36,7 @@ def apply_plan(plan: Plan) -> dict[str, int]:
         now = timezone.now()
         yielded["members"] = _yield_to_people(Member, plan.member_updates)
         yielded["adults"] = _yield_to_people(Adult, plan.adult_updates)
-        yielded["primes"] = _yield_primes(plan)
+        yielded["primes"] = _yield_staff_primes(plan) + _yield_primes(plan)
 
         member_ids = _create(
             Member, MEMBER_CREATE, plan.member_creates, school_id=plan.school_id, now=now
@@ -55,7 +55,8 @@ def apply_plan(plan: Plan) -> dict[str, int]:
 
         for chunk in _chunks(plan.link_deletes):
             # Only imported links: a link that became web or manual meanwhile stays (rule 5).
-            Link.objects.filter(pk__in=chunk, source=Source.IMPORT).delete()
+            # Nor one whose prime staff set meanwhile (rule 5): it is left for staff.
+            Link.objects.filter(pk__in=chunk, source=Source.IMPORT, prime_set_by="").delete()
         _update(Link, plan.link_updates, now)
         stamp = connection.ops.adapt_datetimefield_value(now)
         rows = (
@@ -153,6 +154,20 @@ def _yield_to_people(model: type[Member] | type[Adult], updates: dict[int, dict[
                 changes.pop(name, None)
             if not changes:
                 del updates[pk]
+            count += 1
+    return count
+
+
+def _yield_staff_primes(plan: Plan) -> int:
+    """Prime changes the plan makes to links whose prime staff or a registration set meanwhile
+    are dropped: an import never changes a prime set by a person (rule 5)."""
+    touching = [pk for pk, changes in plan.link_updates.items() if "prime" in changes]
+    count = 0
+    for chunk in _chunks(touching):
+        for pk in (
+            Link.objects.filter(pk__in=chunk).exclude(prime_set_by="").values_list("pk", flat=True)
+        ):
+            del plan.link_updates[pk]["prime"]
             count += 1
     return count
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from sys import intern
 from typing import Any
 
@@ -230,6 +230,8 @@ def load_register(school: School) -> Register:
     convert = _interning(LINK_FIELDS, {"source", "prime_set_by", "relationship"})
     for row in Link.objects.filter(school=school).values_list(*LINK_FIELDS).iterator(2000):
         link = LinkState(*convert(row))
+        if link.adult_id not in adults:
+            continue  # made by a registration after the adults were read: not this import's
         links[link.student_id].append(link)
     return Register(members, by_former, by_admission, adults, by_adult_mis_id, links)
 
@@ -485,13 +487,15 @@ class Planner:
         self.report = self.plan.report
         self._new_refs = itertools.count(-1, -1)
         self._seen_members: set[Ref] = set()
+        #: MIS ids the plan gives members (new, renamed or kept): one member each.
+        self._seen_ids: set[str] = set()
         # Cross-sibling identity (rule 7): name → candidate adults, with the email and mobile
         # each is known by. New adults join as they are planned; existing adults join once the
         # whole file is read, with the details this import leaves them (see finish).
         # Most names belong to one adult: a bare ref then, a list only for shared names.
         self._by_name: dict[str, Ref | list[Ref]] = {}
         #: Existing adults' details for matching (new adults' are in their statements).
-        self._known_details: dict[Ref, tuple[str, str]] = {}
+        self._known_details: dict[Ref, tuple[str, ...]] = {}
         self._existing_names = {adult.name_key for adult in register.adults.values()}
         # What the file says about each adult the plan keeps or links: the statement under the
         # first student in file order wins, whatever order the rules meet them in.
@@ -500,6 +504,8 @@ class Planner:
         self._firsts: dict[Ref, tuple[int, int]] = {}
         self._pending: dict[Ref, tuple[str, str]] = {}
         self._conflicts: set[Ref] = set()
+        #: Adults the file flags with a court order under any student (rule 9 wins over order).
+        self._court: set[Ref] = set()
         # Students whose new contacts share a name with an adult already in the register wait
         # until every statement about existing adults is known.
         self._deferred: list[tuple[int, Ref, MemberRecord, str, list[Resolved]]] = []
@@ -511,10 +517,13 @@ class Planner:
         state = self._find_member(record)
         kind = "student" if record.is_student else "staff"
         label = f"{clean_text(record.forename)} {clean_text(record.surname)} ({record.mis_id})"
-        if state is not None and state.id in self._seen_members:
+        if (
+            state is not None and state.id in self._seen_members
+        ) or record.mis_id in self._seen_ids:
             self.report.add("skip", kind, label, "listed twice in the file")
             self.report.issue("duplicate_member", f"{label} is listed twice", where=record.where)
             return
+        self._seen_ids.add(record.mis_id)
         if state is None:
             ref = self._create_member(record, label)
         else:
@@ -650,6 +659,12 @@ class Planner:
             for item in resolved
             if item.ref is None
         }
+        # What the deferred students themselves say about the adults they already have counts too.
+        for index, _student, record, label, resolved in self._deferred:
+            self._index = index
+            for item in resolved:
+                if item.ref is not None and item.ref > 0:
+                    self._state(item.ref, item, record, label)
         for chunk in _batches(sorted(needed), 500):
             rows = Adult.objects.filter(school=self.school, name_key__in=chunk).values_list(
                 "id", "email", "mobile"
@@ -658,11 +673,18 @@ class Planner:
                 adult = self.register.adults.get(adult_id)
                 if adult is None:
                     continue  # made after the register was read: not this import's to match
+                # An adult is known by the details this import leaves it; one whose details the
+                # file may not change (opted out, registered) also by what the file now says: it
+                # is still the same person under their new MIS details (rule 7).
                 statement = self._statements.get(adult_id)
-                if statement is not None and self._takes_details(adult):
-                    email, mobile = statement.email, statement.mobile
+                if statement is None:
+                    known: tuple[str, ...] = (email, mobile)
+                elif self._takes_details(adult):
+                    known = (statement.email, statement.mobile)  # what the import leaves it
+                else:
+                    known = (email, mobile, statement.email, statement.mobile)
                 self._index_name(adult.name_key, adult_id)
-                self._known_details[adult_id] = (email, mobile)
+                self._known_details[adult_id] = known
         for index, student, record, label, resolved in self._deferred:
             self._index = index  # statements rank by the student's place in the file
             self._resolve_across([item for item in resolved if item.ref is None], label)
@@ -684,7 +706,7 @@ class Planner:
             return []
         return known if isinstance(known, list) else [known]
 
-    def _details_of(self, ref: Ref) -> tuple[str, str]:
+    def _details_of(self, ref: Ref) -> tuple[str, ...]:
         if ref > 0:
             return self._known_details.get(ref, ("", ""))
         statement = self._statements.get(ref)
@@ -801,6 +823,9 @@ class Planner:
                 continue
             wanted[item.ref] = item
 
+        # A name this student's file lists but that fits several of its adults: those links are
+        # still in the MIS (which one is not known), so none is removed and their prime stands.
+        unclear = {name_key(i.contact.forename, i.contact.surname) for i in resolved if i.ambiguous}
         # Removals first (rule 6), so a new priority 1 is promoted in this same import.
         had_prime = False
         updates: dict[int, dict[str, Any]] = {}
@@ -810,7 +835,9 @@ class Planner:
             follows_file = link.source == Source.IMPORT and not link.prime_set_by
             if listed is None:
                 who = self._adult_who(link.adult_id, label)
-                if link.source != Source.IMPORT:
+                if self.register.adults[link.adult_id].name_key in unclear:
+                    self.report.add("skip", "link", who, "ambiguous in this file: left as it is")
+                elif link.source != Source.IMPORT:
                     pass  # rule 5: web and manual links are never removed by an import
                 elif not follows_file:
                     self.report.add(
@@ -962,6 +989,8 @@ class Planner:
             where=record.where,
         )
         said = hash((statement.email, statement.mobile))
+        if contact.court_order:
+            self._court.add(ref)
         if ref < 0:
             self._pending.pop(ref, None)
             held = self._statements.get(ref)
@@ -1001,6 +1030,8 @@ class Planner:
         # Popped as they are turned into rows, so statements and rows are never all held at once.
         for ref in list(self._statements):
             st = self._statements.pop(ref)
+            if ref in self._court and not st.court_order:
+                st = replace(st, court_order=True)
             if ref < 0:
                 self.plan.adult_creates[ref] = (
                     st.title,
@@ -1060,6 +1091,14 @@ class Planner:
             stated[ref] = st
             if changes:
                 self.plan.adult_updates[ref] = changes
+        # Flagged under a later student only, with the winning statement the same as the register.
+        for ref in self._court - stated.keys():
+            flagged = self.register.adults.get(ref)
+            if ref > 0 and flagged is not None and not flagged.court_order:
+                self.plan.adult_updates[ref] = {"court_order": True, "held": True}
+                self.report.issue(
+                    "held_for_review", f"adult {ref}: court order in the MIS; held for review"
+                )
         # The details of the adults the file changes, read now: a handful on a nightly import.
         for chunk in _batches(sorted(changing), 500):
             for pk, *current in Adult.objects.filter(pk__in=chunk).values_list(
@@ -1077,7 +1116,8 @@ class Planner:
                 )
         for ref, changes in self.plan.adult_updates.items():
             if changes:
-                self.report.add("update", "adult", _who_of(stated[ref]), fields=sorted(changes))
+                who = _who_of(stated[ref]) if ref in stated else f"adult {ref}"
+                self.report.add("update", "adult", who, fields=sorted(changes))
         self.plan.adult_updates = {
             ref: changes for ref, changes in self.plan.adult_updates.items() if changes
         }

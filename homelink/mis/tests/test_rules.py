@@ -577,3 +577,86 @@ def test_rule3_turning_lower_priorities_off_removes_the_ones_imported_before(
     school.save()
     run_import(school, [family()], update_only=True)
     assert len(links_of(school, "A100000000001")) == 2
+
+
+# Found in review: each once a real failure ----------------------------------------------------------
+
+
+def test_a_upn_listed_twice_is_skipped_with_an_issue_not_a_crash(school: School) -> None:
+    outcome = run_import(school, [family("A100000000009"), family("A100000000009")])
+    assert Member.objects.filter(mis_id="A100000000009").count() == 1
+    assert outcome.summary["data_issues"]["duplicate_member"] == 1
+
+
+def test_a_court_order_under_a_later_sibling_still_holds_the_adult(school: School) -> None:
+    dan = {"email": "dan@example.org", "mobile": DAD}
+    run_import(
+        school,
+        [
+            family("A100000000001", contact(1, "Dan", "Smith", **dan)),
+            family("A100000000002", contact(1, "Dan", "Smith", court_order=True, **dan)),
+        ],
+    )
+    held = adult(school, "Dan")
+    assert (held.court_order, held.held) == (True, True)
+
+
+def test_an_ambiguous_name_leaves_the_students_links_and_prime_alone(school: School) -> None:
+    run_import(school, [family("A100000000001", contact(1, "Mary", "Smith", mobile=MUM))])
+    sam = Member.objects.get(mis_id="A100000000001")
+    web = adult_create(
+        school=school, forename="Mary", surname="Smith", source=Source.WEB, actor="test"
+    )
+    link_add(student=sam, adult=web, source=Source.WEB, actor="test")
+    run_import(school, [family("A100000000001", contact(1, "Mary", "Smith", mobile=MUM))])
+    assert sorted(links_of(school, "A100000000001")) == [
+        ("Mary", "import", 1, True),
+        ("Mary", "web", None, False),
+    ]
+
+
+def test_an_opted_out_adult_under_new_mis_details_is_still_the_same_person(school: School) -> None:
+    run_import(
+        school,
+        [family("A100000000001", contact(1, "Olive", "Oyl", email="old@example.org", mobile=MUM))],
+    )
+    olive = adult(school, "Olive")
+    person_opt_out(person=olive, opted_out=True, actor="test", requested_by_person=True)
+    new = contact(1, "Olive", "Oyl", email="new@example.org", mobile="07700 900077")
+    run_import(school, [family("A100000000001", new), family("A100000000002", new)])
+    assert Adult.objects.filter(forename="Olive").count() == 1
+    olive.refresh_from_db()
+    assert (olive.email, olive.opted_out) == ("old@example.org", True)
+
+
+def test_a_prime_staff_set_while_the_file_was_read_is_kept(school: School) -> None:
+    school.import_lower_priority = True
+    school.save()
+    run_import(school, [family()])
+    john = Link.objects.get(adult__forename="John")
+
+    def records():
+        # The file now has John first; staff make Mary prime (again) by hand meanwhile.
+        yield family(
+            "A100000000001",
+            contact(2, "Mary", "Smith", email="mary@example.org", mobile=MUM),
+            contact(1, "John", "Smith", email="john@example.org", mobile=DAD, relationship="PAF"),
+        )
+        link_set_prime(
+            link=Link.objects.get(adult__forename="Mary"),
+            prime=True,
+            by=Source.MANUAL,
+            actor="test",
+        )
+
+    import_parsed(
+        school=school,
+        opener=lambda: ParsedFile(own_ctf(school), records()),
+        file_format=Format.CTF,
+        file_name="x",
+    )
+    assert links_of(school, "A100000000001") == [
+        ("John", "import", 1, False),
+        ("Mary", "import", 2, True),
+    ]
+    assert Link.objects.get(pk=john.pk).prime is False
