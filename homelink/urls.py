@@ -1,9 +1,16 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from homelink.health import healthz
 
 urlpatterns = [
+    # Operators sign in where everyone does, so the login limits apply to the admin too.
+    path(
+        "admin/login/",
+        RedirectView.as_view(pattern_name="login", query_string=True, permanent=False),
+        name="admin_login",
+    ),
     path("admin/", admin.site.urls),
     path("healthz/", healthz, name="healthz"),
     # Before the console: its <urn>/ would otherwise take "otp/".

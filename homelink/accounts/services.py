@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -36,6 +37,8 @@ from homelink.accounts.limits import (
 )
 from homelink.accounts.models import Parent
 from homelink.audit.services import audit_record
+from homelink.console.models import StaffMembership
+from homelink.console.services import staff_remove
 from homelink.messaging.gateways import GatewayError, sms_gateway
 from homelink.mis.phones import PhoneKind, classify, normalise_mobile
 from homelink.ratelimit import limiter
@@ -546,6 +549,16 @@ def account_delete(*, user: User) -> None:
     by staff) stay, no longer registered, so the next import looks after their details again."""
     actor = _actor(user)
     with transaction.atomic():
+        # A school's staff roles end through the console's own service, which keeps every school
+        # with an administrator and records each removal.
+        for membership in StaffMembership.objects.filter(user=user):
+            try:
+                staff_remove(membership=membership, actor=user)
+            except ValidationError as exc:
+                raise AccountError(
+                    f"You are the only administrator of {membership.school.name}. Make someone "
+                    "else an administrator on the console's Staff page first."
+                ) from exc
         adults = Adult.objects.select_for_update().select_related("school").filter(account=user)
         for adult in adults:
             if adult.source == Source.WEB:

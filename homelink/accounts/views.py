@@ -195,6 +195,7 @@ LINK_MESSAGES = {
 }
 
 
+@sensitive_post_parameters("code")
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
@@ -225,6 +226,7 @@ def link_code(request: HttpRequest) -> HttpResponse:
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
+@sensitive_post_parameters("email", "mobile")
 def details(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     parent = _parent(request)
@@ -267,6 +269,7 @@ def details(request: HttpRequest) -> HttpResponse:
 @login_required
 @never_cache
 @require_http_methods(["GET", "POST"])
+@sensitive_post_parameters("code")
 def verify_mobile(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     parent = _parent(request)
@@ -368,10 +371,14 @@ def delete_account(request: HttpRequest) -> HttpResponse:
             if checked is None or checked.pk != user.pk:
                 form.add_error("password", "That password is not right.")
             else:
-                services.account_delete(user=user)
-                auth_logout(request)
-                messages.success(request, "Your account is deleted.")
-                return redirect("login")
+                try:
+                    services.account_delete(user=user)
+                except services.AccountError as exc:
+                    form.add_error(None, exc.message)
+                else:
+                    auth_logout(request)
+                    messages.success(request, "Your account is deleted.")
+                    return redirect("login")
     return render(request, "accounts/delete_account.html", {"form": form})
 
 

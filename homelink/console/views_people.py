@@ -14,7 +14,9 @@ import re
 import smtplib
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
@@ -483,15 +485,17 @@ def staff(request: StaffRequest) -> HttpResponse:
 
 
 def _send_invite(request: StaffRequest, email: str) -> bool:
-    """Email a new account its link to choose a password, built from this request's address.
-    Sent after the account is committed; a mail failure does not undo the account."""
+    """Email a new account its link to choose a password, built from HOMELINK_PUBLIC_URL (not
+    from the request, which behind a proxy says http). A mail failure does not undo the account."""
     reset = PasswordResetForm({"email": email})
     if not reset.is_valid():
         return False
+    public = urlsplit(settings.HOMELINK_PUBLIC_URL)
     try:
         reset.save(
             request=request,
-            use_https=request.is_secure(),
+            domain_override=public.netloc,
+            use_https=public.scheme == "https",
             subject_template_name="console/staff_invite_subject.html",
             email_template_name="console/staff_invite_email.html",
             extra_email_context={

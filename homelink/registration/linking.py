@@ -111,8 +111,8 @@ def _link_student(
             f"{MAX_WEB_ADULTS} adults have already linked themselves to {student.forename} with a "
             "letter, which is as many as a letter allows. Please contact the school office."
         )
-    if Link.objects.filter(student=student, adult__held=True).exists():
-        # Safeguarding: with a court order in the family, staff decide who is linked.
+    if adult.held or Link.objects.filter(student=student, adult__held=True).exists():
+        # Safeguarding: with a court order in the family, or on this adult, staff decide.
         pending, _ = PendingLink.objects.get_or_create(
             school=school, student=student, adult=adult, status=PendingLink.Status.WAITING
         )

@@ -77,16 +77,18 @@ def test_the_codes_read_out_of_the_letters_are_live(letters: dict[str, str]) -> 
 
 def test_the_live_server_shares_the_test_database_and_serves_static_files(page: Page) -> None:
     get_user_model().objects.create_user(
-        username="operator", password=PASSWORD, is_staff=True, is_superuser=True
+        username=OPERATOR, email=OPERATOR, password=PASSWORD, is_staff=True, is_superuser=True
     )
-    page.goto("/admin/login/")
-    assert_styles_loaded(page)  # the admin's CSS, through the static files handler
-    page.get_by_label("Username").fill("operator")
+    # The admin sends operators to the site's own sign-in page, where the login limits apply.
+    page.goto("/admin/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/admin/"))
+    assert_styles_loaded(page)  # the site's CSS, through the static files handler
+    page.get_by_label("Email address").fill(OPERATOR)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
     # ... and what the server wrote, the test reads.
-    assert get_user_model().objects.get(username="operator").last_login is not None
+    assert get_user_model().objects.get(username=OPERATOR).last_login is not None
 
 
 def test_the_phone_check_sees_a_page_wider_than_a_phone(
@@ -124,15 +126,20 @@ def test_axe_passes_a_clean_page_and_lists_what_is_wrong_with_another(page: Page
 
 
 def test_each_new_page_is_a_different_person(new_page: Callable[..., Page]) -> None:
-    get_user_model().objects.create_user(username="operator", password=PASSWORD, is_staff=True)
+    get_user_model().objects.create_user(
+        username=OPERATOR, email=OPERATOR, password=PASSWORD, is_staff=True
+    )
     first, second = new_page(), new_page()
-    first.goto("/admin/login/")
-    first.get_by_label("Username").fill("operator")
+    first.goto("/admin/")
+    first.get_by_label("Email address").fill(OPERATOR)
     first.get_by_label("Password").fill(PASSWORD)
     first.get_by_role("button", name="Log in").click()
     expect(first.get_by_role("heading", name="Site administration")).to_be_visible()
     second.goto("/admin/")
-    expect(second).to_have_url(re.compile(r"/admin/login/"))
+    expect(second).to_have_url(re.compile(r"/login/\?next=/admin/"))
+
+
+OPERATOR = "operator@example.org"
 
 
 # A parent, from the letter to opting out ------------------------------------------------------

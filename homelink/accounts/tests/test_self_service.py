@@ -243,3 +243,20 @@ def test_no_code_email_or_number_reaches_the_logs(
         sms_code.group(1),
     ):
         assert secret.lower() not in logged.lower(), secret
+
+
+@pytest.mark.django_db
+def test_a_schools_only_administrator_cannot_delete_their_account_and_leave_it_without_one(
+    school,
+) -> None:
+    from django.contrib.auth.models import User
+
+    from homelink.accounts.services import AccountError, account_delete
+    from homelink.console.models import Role, StaffMembership
+
+    user = User.objects.create_user(username="office@example.org", email="office@example.org")
+    StaffMembership.objects.create(user=user, school=school, role=Role.ADMINISTRATOR)
+    with pytest.raises(AccountError, match="only administrator"):
+        account_delete(user=user)
+    assert User.objects.filter(pk=user.pk).exists()
+    assert StaffMembership.objects.filter(school=school).count() == 1

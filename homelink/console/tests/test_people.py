@@ -321,7 +321,10 @@ def test_the_staff_page_lists_staff_and_roles(signed_in, world_a):
     assert "Administrator" in html and "Viewer" in html
 
 
-def test_add_a_new_member_of_staff_emails_a_link_to_choose_a_password(signed_in, world_a, admin_a):
+def test_add_a_new_member_of_staff_emails_a_link_to_choose_a_password(
+    signed_in, world_a, admin_a, settings
+):
+    settings.HOMELINK_PUBLIC_URL = "https://homelink.example.org"
     response = signed_in.post(
         school_url("staff_add", world_a), {"email": "New.Teacher@A.example", "role": "sender"}
     )
@@ -335,7 +338,8 @@ def test_add_a_new_member_of_staff_emails_a_link_to_choose_a_password(signed_in,
     message = mail.outbox[0]
     assert message.to == ["new.teacher@a.example"]
     assert "Example Academy" in message.subject
-    link = re.search(r"http://testserver(/password-reset/\S+/\S+/)", message.body)
+    # Built from HOMELINK_PUBLIC_URL, not from the request (behind a proxy that says http).
+    link = re.search(r"https://homelink\.example\.org(/password-reset/\S+/\S+/)", message.body)
     assert link is not None, message.body
     # The link works: it leads to the page where they choose a password.
     signed_in.logout()

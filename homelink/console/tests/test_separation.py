@@ -269,6 +269,7 @@ def test_a_superuser_without_a_membership_gets_404(client, world_a):
 #: (and so walked above) or listed here with its reason.
 NOT_SCHOOL_SCOPED = {
     "admin": "Django admin: superusers only (site operators, who manage every school)",
+    "admin_login": "sends operators to the site's sign-in page",
     "healthz": "says 'ok'",
     "outbox": "the local development outbox: 404 unless HOMELINK_SHOW_OUTBOX",
     "console_otp": "the signed-in staff member's own authenticator",

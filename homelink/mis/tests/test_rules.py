@@ -589,12 +589,16 @@ def test_a_upn_listed_twice_is_skipped_with_an_issue_not_a_crash(school: School)
 
 
 def test_a_court_order_under_a_later_sibling_still_holds_the_adult(school: School) -> None:
-    dan = {"email": "dan@example.org", "mobile": DAD}
     run_import(
         school,
         [
-            family("A100000000001", contact(1, "Dan", "Smith", **dan)),
-            family("A100000000002", contact(1, "Dan", "Smith", court_order=True, **dan)),
+            family(
+                "A100000000001", contact(1, "Dan", "Smith", email="dan@example.org", mobile=DAD)
+            ),
+            family(
+                "A100000000002",
+                contact(1, "Dan", "Smith", email="dan@example.org", mobile=DAD, court_order=True),
+            ),
         ],
     )
     held = adult(school, "Dan")

@@ -237,3 +237,25 @@ def test_four_adults_at_most_even_when_six_try_at_the_same_moment(
     assert sorted(outcomes) == ["linked"] * 4 + ["refused"] * 2
     assert Link.objects.filter(student=sam, source="web").count() == MAX_WEB_ADULTS
     assert Link.objects.filter(student=sam, prime=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_an_adult_held_for_review_cannot_link_to_another_child_without_staff(
+    school: School,
+) -> None:
+    run_import(
+        school,
+        [
+            pupil(
+                "A100000000001",
+                "Sam",
+                "Smith",
+                contact(1, "Dan", "Smith", email="dan@example.org", court_order=True),
+            ),
+            pupil("A100000000002", "Alex", "Jones"),
+        ],
+    )
+    dan = parent("Dan Smith", "dan@example.org")
+    assert link_with_code(user=dan, raw_code=letter(school, "A100000000001")).status == "waiting"
+    assert link_with_code(user=dan, raw_code=letter(school, "A100000000002")).status == "waiting"
+    assert not Link.objects.filter(student__mis_id="A100000000002").exists()
