@@ -74,6 +74,8 @@ def main(path: str, db: str, school_id: int) -> None:
                     False,
                     False,
                     False,
+                    False,
+                    False,
                     "",
                     now,
                     now,
@@ -106,8 +108,8 @@ def main(path: str, db: str, school_id: int) -> None:
         )
         conn.executemany(
             "INSERT INTO register_adult (id, school_id, title, forename, surname, name_key, email, mobile, source,"
-            " registered, opted_out, court_order, held, mis_id, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " registered, opted_out, email_off, sms_off, court_order, held, mis_id, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             adults,
         )
         conn.executemany(
