@@ -402,22 +402,7 @@ def mobile_confirm(*, user: User, code: str, now: dt.datetime | None = None) -> 
             )
         if outcome.ok:
             mobile = parent.pending_mobile
-            parent.mobile = mobile
-            parent.mobile_verified_at = now
-            parent.pending_mobile = parent.mobile_code_hash = ""
-            parent.mobile_code_expires_at = None
-            parent.mobile_code_attempts = 0
-            parent.save(
-                update_fields=[
-                    "mobile",
-                    "mobile_verified_at",
-                    "pending_mobile",
-                    "mobile_code_hash",
-                    "mobile_code_expires_at",
-                    "mobile_code_attempts",
-                ]
-            )
-            _push_details(parent, fields=("mobile",))
+            _set_mobile(parent, mobile, verified_at=now)
     if not outcome.ok:
         raise MobileRefused(outcome.message)
     logger.info("mobile confirmed: user=%s", user.pk)
@@ -428,20 +413,28 @@ def mobile_remove(*, user: User) -> None:
     """The parent no longer wants texts at any number: the register's adults lose it too."""
     with transaction.atomic():
         parent = Parent.objects.select_for_update().get(user=user)
-        parent.mobile = parent.pending_mobile = parent.mobile_code_hash = ""
-        parent.mobile_verified_at = parent.mobile_code_expires_at = None
-        parent.mobile_code_attempts = 0
-        parent.save(
-            update_fields=[
-                "mobile",
-                "mobile_verified_at",
-                "pending_mobile",
-                "mobile_code_hash",
-                "mobile_code_expires_at",
-                "mobile_code_attempts",
-            ]
-        )
-        _push_details(parent, fields=("mobile",))
+        _set_mobile(parent, "", verified_at=None)
+
+
+def _set_mobile(parent: Parent, mobile: str, *, verified_at: dt.datetime | None) -> None:
+    """The account's mobile from now on (or none), any code in flight cancelled, and every adult
+    of the account told."""
+    parent.mobile = mobile
+    parent.mobile_verified_at = verified_at
+    parent.pending_mobile = parent.mobile_code_hash = ""
+    parent.mobile_code_expires_at = None
+    parent.mobile_code_attempts = 0
+    parent.save(
+        update_fields=[
+            "mobile",
+            "mobile_verified_at",
+            "pending_mobile",
+            "mobile_code_hash",
+            "mobile_code_expires_at",
+            "mobile_code_attempts",
+        ]
+    )
+    _push_details(parent, fields=("mobile",))
 
 
 def _push_details(parent: Parent, *, fields: tuple[str, ...]) -> None:
