@@ -46,14 +46,18 @@ def get_member(school: School, pk: int) -> Member:
         raise Http404("no such member") from None
 
 
+def _one(found: Any, what: str) -> Any:
+    if found is None:
+        raise Http404(f"no such {what}")
+    return found
+
+
 def get_adult(school: School, pk: int, *, student: Member | None = None) -> Adult:
     """An adult of the school; with ``student``, only one linked to that student."""
     adults = Adult.objects.filter(school=school, pk=pk)
     if student is not None:
         adults = adults.filter(links__student=student)
-    adult = adults.first()
-    if adult is None:
-        raise Http404("no such adult")
+    adult: Adult = _one(adults.first(), "adult")
     return adult
 
 
@@ -62,9 +66,7 @@ def get_link(school: School, pk: int, *, student: Member | None = None) -> Link:
     links = Link.objects.select_related("adult", "student").filter(school=school, pk=pk)
     if student is not None:
         links = links.filter(student=student)
-    link = links.first()
-    if link is None:
-        raise Http404("no such link")
+    link: Link = _one(links.first(), "link")
     return link
 
 
@@ -72,16 +74,12 @@ def get_pending_link(school: School, pk: int, *, student: Member | None = None) 
     pending = PendingLink.objects.select_related("adult", "student").filter(school=school, pk=pk)
     if student is not None:
         pending = pending.filter(student=student)
-    found = pending.first()
-    if found is None:
-        raise Http404("no such waiting link")
+    found: PendingLink = _one(pending.first(), "waiting link")
     return found
 
 
 def get_import_run(school: School, pk: int) -> ImportRun:
-    run = ImportRun.objects.filter(school=school, pk=pk).first()
-    if run is None:
-        raise Http404("no such import")
+    run: ImportRun = _one(ImportRun.objects.filter(school=school, pk=pk).first(), "import")
     return run
 
 
@@ -90,28 +88,20 @@ def get_code(school: School, pk: int, *, member: Member | None = None) -> Securi
     codes = SecurityCode.objects.filter(school=school, pk=pk)
     if member is not None:
         codes = codes.filter(member=member)
-    code = codes.first()
-    if code is None:
-        raise Http404("no such letter")
+    code: SecurityCode = _one(codes.first(), "letter")
     return code
 
 
 def get_duplicate(school: School, pk: int) -> LikelyDuplicate:
-    found = (
-        LikelyDuplicate.objects.select_related("adult", "other")
-        .filter(school=school, pk=pk)
-        .first()
-    )
-    if found is None:
-        raise Http404("no such likely duplicate")
-    return found
+    found = LikelyDuplicate.objects.select_related("adult", "other").filter(school=school, pk=pk)
+    duplicate: LikelyDuplicate = _one(found.first(), "likely duplicate")
+    return duplicate
 
 
 def get_staff_membership(school: School, pk: int) -> StaffMembership:
-    found = StaffMembership.objects.select_related("user").filter(school=school, pk=pk).first()
-    if found is None:
-        raise Http404("no such staff member")
-    return found
+    found = StaffMembership.objects.select_related("user").filter(school=school, pk=pk)
+    staff: StaffMembership = _one(found.first(), "staff member")
+    return staff
 
 
 class StaffRequest(HttpRequest):

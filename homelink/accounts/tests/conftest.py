@@ -17,8 +17,6 @@ from django.test import Client
 
 from homelink.accounts import services, tokens
 from homelink.mis.tests.factories import contact, pupil, run_import
-from homelink.register.models import Member
-from homelink.registration.services import codes_issue
 from homelink.schools.models import School
 
 PASSWORD = "a long enough passphrase 42"
@@ -97,12 +95,6 @@ def logged_in(user: User, **client_kwargs: Any) -> Client:
     client = Client(**client_kwargs)
     client.force_login(user)
     return client
-
-
-def letter(school: School, upn: str = "A100000000001") -> str:
-    student = Member.objects.get(school=school, mis_id=upn)
-    [(_, code)] = codes_issue(school=school, members=[student], actor="test")
-    return code
 
 
 @pytest.fixture

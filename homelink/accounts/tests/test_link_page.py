@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from homelink.accounts.tests.conftest import letter, logged_in, make_parent, without_csrf
+from homelink.accounts.tests.conftest import logged_in, make_parent, without_csrf
 from homelink.mis.tests.factories import contact, pupil, run_import
 from homelink.ratelimit.models import Bucket
 from homelink.ratelimit.policies import CODE_PER_ACCOUNT, CODE_PER_IP
@@ -20,6 +20,7 @@ from homelink.registration.linking import CodeNotAccepted
 from homelink.registration.models import SecurityCode
 from homelink.registration.redeem import redeem_code
 from homelink.registration.services import code_revoke, codes_issue
+from homelink.registration.tests.factories import letter
 from homelink.schools.models import School
 
 pytestmark = pytest.mark.django_db

@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from homelink.accounts import services
 from homelink.accounts.models import Parent
-from homelink.accounts.tests.conftest import letter, logged_in, make_parent
+from homelink.accounts.tests.conftest import logged_in, make_parent
 from homelink.messaging.models import OutboxMessage
 from homelink.register.models import Adult
 from homelink.registration.redeem import redeem_code
+from homelink.registration.tests.factories import letter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,18 +11,13 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from homelink.accounts.tests.conftest import (
-    PASSWORD,
-    PAT_EMAIL,
-    letter,
-    logged_in,
-    make_parent,
-)
+from homelink.accounts.tests.conftest import PASSWORD, PAT_EMAIL, logged_in, make_parent
 from homelink.audit.models import AuditEvent
 from homelink.messaging.models import OutboxMessage
 from homelink.mis.tests.factories import pupil, run_import
 from homelink.register.models import Adult, Link, Member, Source
 from homelink.registration.redeem import redeem_code
+from homelink.registration.tests.factories import letter
 from homelink.schools.models import School
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,8 @@ from homelink.registration.linking import (
     link_with_code,
 )
 from homelink.registration.models import SecurityCode
-from homelink.registration.services import code_revoke, codes_issue
+from homelink.registration.services import code_revoke
+from homelink.registration.tests.factories import letter
 from homelink.schools.models import School
 
 MUM = "07700 900001"
@@ -39,12 +40,6 @@ def parent(name: str, email: str = "", mobile: str = "") -> User:
         mobile_verified_at=now if mobile else None,
     )
     return user
-
-
-def letter(school: School, upn: str = "A100000000001") -> str:
-    student = Member.objects.get(school=school, mis_id=upn)
-    [(_, code)] = codes_issue(school=school, members=[student], actor="test")
-    return code
 
 
 @pytest.fixture
