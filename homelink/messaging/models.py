@@ -1,17 +1,32 @@
+"""Messages staff send, and one delivery row per recipient and channel (the durable outbox).
+
+A :class:`Message` and all its :class:`Delivery` rows commit in one transaction; workers then
+claim deliveries in batches, send them and record what the gateway said. A delivery's status only
+ever moves forward (:data:`STATUS_RANK`): a late or repeated receipt cannot undo a later one.
+"""
+
 from __future__ import annotations
 
-from django.db import models
+import secrets
 
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from homelink.register.models import Adult, Member
 from homelink.schools.models import School
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", "SMS"
+    EMAIL = "email", "email"
 
 
 class OutboxMessage(models.Model):
     """A message the local development outbox kept instead of sending it (the demo, tests and
     development never reach a phone network or a mailbox)."""
 
-    class Channel(models.TextChoices):
-        SMS = "sms"
-        EMAIL = "email"
+    Channel = Channel
 
     school = models.ForeignKey(School, null=True, blank=True, on_delete=models.CASCADE)
     channel = models.CharField(max_length=5, choices=Channel.choices)
@@ -26,3 +41,223 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.pk}"
+
+
+class Template(models.Model):
+    """A school's saved message, with merge fields (see :mod:`homelink.messaging.merge`)."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="templates")
+    name = models.CharField(max_length=100)
+    subject = models.CharField(max_length=200, blank=True)
+    email_body = models.TextField(blank=True)
+    sms_text = models.TextField("SMS text", blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["school", "name"], name="template_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def new_message_key() -> str:
+    return secrets.token_hex(8)
+
+
+class Message(models.Model):
+    """One send: what staff wrote, to whom, on which channels, and its progress."""
+
+    class Mode(models.TextChoices):
+        SMS = "sms", "SMS"
+        EMAIL = "email", "email"
+        BOTH = "both", "SMS and email"
+        EMAIL_ELSE_SMS = "email_else_sms", "email, else SMS"
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
+        QUEUED = "queued"
+        DONE = "done"
+        CANCELLED = "cancelled"
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="messages")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    #: Goes into every gateway idempotency key, so keys never repeat across installs.
+    key = models.CharField(max_length=16, default=new_message_key, editable=False)
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    #: The audience as chosen (see :class:`homelink.messaging.audience.Audience`) and its summary.
+    audience = models.JSONField(default=dict)
+    audience_label = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    email_body = models.TextField(blank=True)
+    sms_text = models.TextField("SMS text", blank=True)
+    sms_sender = models.CharField(max_length=11, blank=True)
+    urgent = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    send_at = models.DateTimeField(help_text="When delivery may start.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    #: Counted when queued: deliveries per channel, SMS parts charged, students nobody reaches.
+    sms_count = models.PositiveIntegerField(default=0)
+    email_count = models.PositiveIntegerField(default=0)
+    credits_charged = models.PositiveIntegerField(default=0)
+    credits_refunded = models.PositiveIntegerField(default=0)
+    unreachable_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["school", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"message {self.pk}"
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    #: Never sent: the message was cancelled, or the person opted out before a worker got to it.
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+#: A status may only be replaced by one of higher rank. ``sending`` → ``queued`` (a lease that
+#: ran out, a transient error) is the dispatcher's own step and does not go through this order.
+STATUS_RANK = {
+    Status.QUEUED: 0,
+    Status.SENDING: 1,
+    Status.SENT: 2,
+    Status.DELIVERED: 3,
+    Status.FAILED: 3,
+    Status.BOUNCED: 3,
+    Status.CANCELLED: 3,
+    Status.SKIPPED: 3,
+}
+FINAL = frozenset(s for s, rank in STATUS_RANK.items() if rank == 3)
+
+
+class Delivery(models.Model):
+    """One copy of a message to one address or number: the unit workers claim and send."""
+
+    Status = Status
+
+    #: Claim order: urgent before bulk, then oldest first.
+    URGENT, BULK = 0, 1
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="+", db_index=False)
+    channel = models.CharField(max_length=5, choices=Channel.choices)
+    to = models.CharField(max_length=254)
+    #: Who it is for (the first of them, when one number or address serves several people).
+    adult = models.ForeignKey(
+        Adult, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    #: Every adult this copy stands for (a shared phone), for the opt-out check in the claim.
+    adult_ids = models.JSONField(default=list)
+    #: The merge fields: whom it greets, the children it is about.
+    name = models.CharField(max_length=255, blank=True)
+    children = models.CharField(max_length=1000, blank=True)
+    parts = models.PositiveSmallIntegerField(default=0)
+    priority = models.PositiveSmallIntegerField(default=BULK)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    next_attempt_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=32, blank=True)
+    gateway = models.CharField(max_length=32, blank=True)
+    gateway_id = models.CharField(max_length=100, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    status_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The claim: due work of one channel, urgent first.
+            models.Index(
+                fields=["channel", "priority", "next_attempt_at", "id"],
+                condition=Q(status="queued"),
+                name="delivery_due",
+            ),
+            models.Index(
+                fields=["lease_until"], condition=Q(status="sending"), name="delivery_leased"
+            ),
+            models.Index(fields=["message", "status"], name="delivery_message_status"),
+            models.Index(fields=["gateway_id"], name="delivery_gateway_id"),
+            models.Index(fields=["school", "channel", "to"], name="delivery_to"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk}"
+
+    @property
+    def idempotency_key(self) -> str:
+        # The message's random key keeps keys unique across installs sharing one provider.
+        return f"homelink-{self.message.key}-{self.pk}"
+
+
+class SmsBlock(models.Model):
+    """A number that texted STOP (or a synonym) to a school: no SMS goes to it, whoever in the
+    register has it now or later, until it texts START."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="sms_blocks")
+    number = models.CharField(max_length=16)
+    keyword = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["school", "number"], name="smsblock_unique_number")
+        ]
+
+
+class InboundSms(models.Model):
+    """A text someone sent back: a keyword acted on, or a reply shown to staff."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="inbound_sms")
+    from_number = models.CharField(max_length=16)
+    to_number = models.CharField(max_length=32, blank=True)
+    text = models.TextField()
+    #: ``stop``, ``start`` or empty for a reply.
+    action = models.CharField(max_length=8, blank=True)
+    gateway_id = models.CharField(max_length=100, blank=True)
+    #: The message it most likely answers (the latest SMS sent to that number).
+    in_reply_to = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
+    adult = models.ForeignKey(Adult, null=True, blank=True, on_delete=models.SET_NULL)
+    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway_id"],
+                condition=~Q(gateway_id=""),
+                name="inboundsms_unique_gateway_id",
+            )
+        ]
+
+
+class GatewayHealth(models.Model):
+    """The last success and the last failure of each gateway, for the dashboard."""
+
+    gateway = models.CharField(max_length=32, unique=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    failures_in_row = models.PositiveIntegerField(default=0)

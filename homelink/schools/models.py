@@ -28,6 +28,13 @@ class School(models.Model):
         default=False,
         help_text="Staff must sign in to the console with an authenticator app's code too.",
     )
+    #: SMS parts the school may still send; a send that needs more is refused, never overdrawn.
+    sms_credits = models.PositiveIntegerField("SMS credits", default=0)
+    large_send_threshold = models.PositiveIntegerField(
+        "large send threshold",
+        default=1000,
+        help_text="A send of more messages than this needs a second confirmation.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

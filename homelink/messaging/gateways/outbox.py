@@ -6,8 +6,13 @@ from homelink.messaging.models import OutboxMessage
 
 
 class OutboxGateway:
-    def send_sms(self, *, to: str, text: str, sender: str = "") -> str:
+    name = "outbox"
+
+    def send_sms(self, *, to: str, text: str, sender: str = "", key: str = "") -> str:
         message = OutboxMessage.objects.create(
             channel=OutboxMessage.Channel.SMS, to=to, sender=sender, body=text
         )
         return f"outbox-{message.pk}"
+
+    def close(self) -> None:
+        pass
