@@ -223,6 +223,9 @@ class SmsBlock(models.Model):
             models.UniqueConstraint(fields=["school", "number"], name="smsblock_unique_number")
         ]
 
+    def __str__(self) -> str:
+        return f"SMS block {self.pk}"
+
 
 class InboundSms(models.Model):
     """A text someone sent back: a keyword acted on, or a reply shown to staff."""
@@ -252,6 +255,9 @@ class InboundSms(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"inbound SMS {self.pk}"
+
 
 class GatewayHealth(models.Model):
     """The last success and the last failure of each gateway, for the dashboard."""
@@ -261,3 +267,6 @@ class GatewayHealth(models.Model):
     last_error_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=255, blank=True)
     failures_in_row = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.gateway

@@ -1,0 +1,425 @@
+"""Writes about messages: preview (reads only), send, cancel, and the school's templates.
+
+``message_send`` is the one way a message enters the outbox — the console, the CLI and the tests
+all call it. In one transaction it resolves the audience as the register is at that moment,
+charges the SMS credits with a conditional update (a school's credits cannot go negative, however
+many sends race), and writes the message with one delivery row per copy; the workers are woken
+only after the commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from homelink.audit.services import audit_record
+from homelink.console.services import Actor, actor_parts
+from homelink.messaging import merge
+from homelink.messaging.audience import Audience, AudienceError, Copy, Resolved, resolve
+from homelink.messaging.models import Channel, Delivery, Message, Template
+from homelink.messaging.sms import SmsSize, sms_size
+from homelink.schools.models import School
+
+#: A send this far ahead is *scheduled*: listed as such and cancellable before it starts.
+SCHEDULE_SLACK = dt.timedelta(minutes=1)
+MAX_SMS_LENGTH = 918  # six GSM-7 parts: a school text longer than that is a mistake
+
+
+class SendError(ValidationError):
+    """Why a send was refused; nothing was written."""
+
+
+class NeedsConfirmation(SendError):
+    def __init__(self, count: int, threshold: int) -> None:
+        self.count = count
+        super().__init__(
+            f"This sends {count:,} messages, more than {threshold:,}: confirm the large send."
+        )
+
+
+class NotEnoughCredits(SendError):
+    def __init__(self, needed: int, available: int) -> None:
+        self.needed = needed
+        self.available = available
+        super().__init__(
+            f"This needs {needed:,} SMS credits and the school has {available:,}: "
+            "buy more credits, shorten the text or send by email."
+        )
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What staff wrote, before it becomes a message."""
+
+    mode: str
+    audience: Audience
+    subject: str = ""
+    email_body: str = ""
+    sms_text: str = ""
+    urgent: bool = False
+    send_at: dt.datetime | None = None
+
+    @property
+    def uses_sms(self) -> bool:
+        return self.mode != Message.Mode.EMAIL
+
+    @property
+    def uses_email(self) -> bool:
+        return self.mode != Message.Mode.SMS
+
+
+@dataclass
+class Preview:
+    """What a send would do, shown before staff confirm it (and printed by ``homelink send``)."""
+
+    resolved: Resolved
+    sms_count: int
+    email_count: int
+    credits: int
+    parts_min: int
+    parts_max: int
+    #: The text as written: its encoding, parts, and the characters that force UCS-2.
+    text_size: SmsSize
+    #: Copies that names (a "Zoë") turned into UCS-2 although the text is GSM-7.
+    ucs2_by_names: int
+    credits_available: int
+    threshold: int
+
+    @property
+    def total(self) -> int:
+        return self.sms_count + self.email_count
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.total > self.threshold
+
+    @property
+    def enough_credits(self) -> bool:
+        return self.credits <= self.credits_available
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "recipients": self.resolved.people,
+            "messages": self.total,
+            "sms": self.sms_count,
+            "email": self.email_count,
+            "sms_parts": {"min": self.parts_min, "max": self.parts_max},
+            "encoding": self.text_size.encoding,
+            "ucs2_characters": list(self.text_size.ucs2_chars),
+            "credits": self.credits,
+            "credits_available": self.credits_available,
+            "unreachable": len(self.resolved.unreachable),
+            "needs_confirmation": self.needs_confirmation,
+        }
+
+
+def render_sms(text: str, copy_name: str, children: str, school: School) -> str:
+    return merge.render(text, name=copy_name, children=children, school=school.name)
+
+
+def _check(draft: Draft) -> None:
+    errors: dict[str, str] = {}
+    if draft.uses_sms:
+        if not draft.sms_text.strip():
+            errors["sms_text"] = "Write the SMS text."
+        elif len(draft.sms_text) > MAX_SMS_LENGTH:
+            errors["sms_text"] = f"An SMS can be at most {MAX_SMS_LENGTH} characters."
+    if draft.uses_email:
+        if not draft.subject.strip():
+            errors["subject"] = "Write the email's subject."
+        if not draft.email_body.strip():
+            errors["email_body"] = "Write the email."
+    for name in ("subject", "email_body", "sms_text"):
+        if name not in errors:
+            try:
+                merge.check(getattr(draft, name))
+            except merge.MergeError as error:
+                errors[name] = str(error)
+    if draft.mode not in Message.Mode.values:
+        errors["mode"] = "Choose how to send."
+    if errors:
+        raise SendError(errors)
+
+
+def _parts(copies: list[Copy], draft: Draft, school: School) -> list[int]:
+    """Parts of each SMS copy, rendered as it will be sent."""
+    if not merge.uses_fields(draft.sms_text):
+        parts = sms_size(draft.sms_text).parts
+        return [parts if c.channel == Channel.SMS else 0 for c in copies]
+    return [
+        sms_size(render_sms(draft.sms_text, c.name, c.children, school)).parts
+        if c.channel == Channel.SMS
+        else 0
+        for c in copies
+    ]
+
+
+def _preview(school: School, draft: Draft) -> tuple[Preview, list[int]]:
+    _check(draft)
+    try:
+        resolved = resolve(school, draft.audience, draft.mode)
+    except AudienceError as error:
+        raise SendError({"audience": str(error)}) from error
+    parts = _parts(resolved.copies, draft, school)
+    sms_parts = [p for p, c in zip(parts, resolved.copies, strict=True) if c.channel == Channel.SMS]
+    text_size = sms_size(draft.sms_text) if draft.uses_sms else sms_size("")
+    ucs2_by_names = 0
+    if draft.uses_sms and text_size.encoding == "GSM-7" and merge.uses_fields(draft.sms_text):
+        ucs2_by_names = sum(
+            1
+            for c in resolved.copies
+            if c.channel == Channel.SMS
+            and sms_size(render_sms(draft.sms_text, c.name, c.children, school)).encoding == "UCS-2"
+        )
+    preview = Preview(
+        resolved=resolved,
+        sms_count=len(sms_parts),
+        email_count=resolved.count(Channel.EMAIL),
+        credits=sum(sms_parts),
+        parts_min=min(sms_parts, default=0),
+        parts_max=max(sms_parts, default=0),
+        text_size=text_size,
+        ucs2_by_names=ucs2_by_names,
+        credits_available=school.sms_credits,
+        threshold=school.large_send_threshold,
+    )
+    return preview, parts
+
+
+def message_preview(*, school: School, draft: Draft) -> Preview:
+    """What sending ``draft`` now would do; raises :class:`SendError` for a draft that cannot be
+    sent as written."""
+    preview, _ = _preview(school, draft)
+    return preview
+
+
+def _send_at(draft: Draft, now: dt.datetime) -> dt.datetime:
+    if draft.send_at is None:
+        return now
+    if draft.send_at < now - SCHEDULE_SLACK:
+        raise SendError({"send_at": "That time has passed: choose a later one, or send now."})
+    return max(draft.send_at, now)
+
+
+def message_send(
+    *,
+    school: School,
+    draft: Draft,
+    actor: Actor,
+    confirmed_large: bool = False,
+    via: str = "console",
+) -> Message:
+    """Queue ``draft`` for delivery (or schedule it); see the module's docstring."""
+    now = timezone.now()
+    send_at = _send_at(draft, now)
+    label, actor_id = actor_parts(actor)
+    with transaction.atomic():
+        preview, parts = _preview(school, draft)
+        if not preview.total:
+            raise SendError({"audience": "Nobody in this audience can be reached that way."})
+        if preview.needs_confirmation and not confirmed_large:
+            raise NeedsConfirmation(preview.total, preview.threshold)
+        if preview.credits:
+            charged = School.objects.filter(pk=school.pk, sms_credits__gte=preview.credits).update(
+                sms_credits=F("sms_credits") - preview.credits
+            )
+            if not charged:
+                available = School.objects.values_list("sms_credits", flat=True).get(pk=school.pk)
+                raise NotEnoughCredits(preview.credits, available)
+        message = Message.objects.create(
+            school=school,
+            created_by_id=actor_id,
+            mode=draft.mode,
+            audience=draft.audience.to_json(),
+            audience_label=draft.audience.label()[:255],
+            subject=draft.subject if draft.uses_email else "",
+            email_body=draft.email_body if draft.uses_email else "",
+            sms_text=draft.sms_text if draft.uses_sms else "",
+            sms_sender=school.sms_sender,
+            urgent=draft.urgent,
+            status=(
+                Message.Status.SCHEDULED
+                if send_at > now + SCHEDULE_SLACK
+                else Message.Status.QUEUED
+            ),
+            send_at=send_at,
+            sms_count=preview.sms_count,
+            email_count=preview.email_count,
+            credits_charged=preview.credits,
+            unreachable_count=len(preview.resolved.unreachable),
+        )
+        priority = Delivery.URGENT if draft.urgent else Delivery.BULK
+        Delivery.objects.bulk_create(
+            (
+                Delivery(
+                    message=message,
+                    school=school,
+                    channel=copy.channel,
+                    to=copy.to,
+                    adult_id=copy.adult_ids[0] if copy.adult_ids else None,
+                    member_id=copy.member_ids[0] if copy.member_ids else None,
+                    adult_ids=copy.adult_ids,
+                    name=copy.name[:255],
+                    children=copy.children[:1000],
+                    parts=copy_parts,
+                    priority=priority,
+                    next_attempt_at=send_at,
+                )
+                for copy, copy_parts in zip(preview.resolved.copies, parts, strict=True)
+            ),
+            batch_size=500,
+        )
+        audit_record(
+            school=school,
+            actor_label=label,
+            actor_id=actor_id,
+            action="message.queued",
+            obj=message,
+            detail={
+                "via": via,
+                "mode": message.mode,
+                "sms": message.sms_count,
+                "email": message.email_count,
+                "credits": message.credits_charged,
+                "urgent": message.urgent,
+                "scheduled": message.status == Message.Status.SCHEDULED,
+            },
+        )
+        message_id = message.pk
+        transaction.on_commit(lambda: _wake_workers(message_id))
+    return message
+
+
+def _wake_workers(message_id: int) -> None:
+    from homelink.messaging.tasks import wake_for_message
+
+    wake_for_message(message_id)
+
+
+def message_cancel(*, message: Message, actor: Actor) -> int:
+    """Cancel what of ``message`` has not gone yet; refunds its SMS credits. Copies a worker has
+    already taken are not recalled (they are at the gateway, or about to be). Returns how many
+    copies were cancelled."""
+    label, actor_id = actor_parts(actor)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=message.pk)
+        if locked.status == Message.Status.CANCELLED:
+            raise SendError("This message was already cancelled.")
+        pending = Delivery.objects.filter(message=locked, status=Delivery.Status.QUEUED)
+        refund = pending.filter(channel=Channel.SMS).aggregate(parts=Sum("parts"))["parts"] or 0
+        cancelled = pending.update(
+            status=Delivery.Status.CANCELLED, status_at=now, reason="cancelled by staff"
+        )
+        if not cancelled:
+            raise SendError("Everything in this message has been sent already.")
+        if refund:
+            School.objects.filter(pk=locked.school_id).update(sms_credits=F("sms_credits") + refund)
+        locked.status = Message.Status.CANCELLED
+        locked.cancelled_at = now
+        locked.cancelled_by_id = actor_id
+        locked.credits_refunded = F("credits_refunded") + refund
+        locked.save(update_fields=["status", "cancelled_at", "cancelled_by", "credits_refunded"])
+        audit_record(
+            school=locked.school,
+            actor_label=label,
+            actor_id=actor_id,
+            action="message.cancelled",
+            obj=locked,
+            detail={"cancelled": cancelled, "credits_refunded": refund},
+        )
+    message.refresh_from_db()
+    return cancelled
+
+
+def credits_add(*, school: School, amount: int, actor: Actor) -> int:
+    """Add (or, with a negative amount, remove) SMS credits; never below zero. Returns the new
+    balance."""
+    label, actor_id = actor_parts(actor)
+    with transaction.atomic():
+        locked = School.objects.select_for_update().get(pk=school.pk)
+        if locked.sms_credits + amount < 0:
+            raise ValidationError(
+                f"The school has {locked.sms_credits:,} credits: cannot remove {-amount:,}."
+            )
+        locked.sms_credits += amount
+        locked.save(update_fields=["sms_credits"])
+        audit_record(
+            school=locked,
+            actor_label=label,
+            actor_id=actor_id,
+            action="school.sms_credits_changed",
+            obj=locked,
+            detail={"change": amount, "balance": locked.sms_credits},
+        )
+    school.sms_credits = locked.sms_credits
+    return locked.sms_credits
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+
+def template_save(
+    *,
+    school: School,
+    name: str,
+    subject: str = "",
+    email_body: str = "",
+    sms_text: str = "",
+    template: Template | None = None,
+    actor: Actor,
+) -> Template:
+    errors: dict[str, str] = {}
+    if not name.strip():
+        errors["name"] = "Give the template a name."
+    for field_name, text in (
+        ("subject", subject),
+        ("email_body", email_body),
+        ("sms_text", sms_text),
+    ):
+        try:
+            merge.check(text)
+        except merge.MergeError as error:
+            errors[field_name] = str(error)
+    if errors:
+        raise ValidationError(errors)
+    label, actor_id = actor_parts(actor)
+    with transaction.atomic():
+        clash = Template.objects.filter(school=school, name=name.strip())
+        if template is not None:
+            clash = clash.exclude(pk=template.pk)
+        if clash.exists():
+            raise ValidationError({"name": "The school has a template with that name already."})
+        saved = template or Template(school=school)
+        saved.name = name.strip()
+        saved.subject = subject
+        saved.email_body = email_body
+        saved.sms_text = sms_text
+        saved.save()
+        audit_record(
+            school=school,
+            actor_label=label,
+            actor_id=actor_id,
+            action="template.saved",
+            obj=saved,
+        )
+    return saved
+
+
+def template_delete(*, template: Template, actor: Actor) -> None:
+    label, actor_id = actor_parts(actor)
+    with transaction.atomic():
+        audit_record(
+            school=template.school,
+            actor_label=label,
+            actor_id=actor_id,
+            action="template.deleted",
+            obj=template,
+        )
+        template.delete()
