@@ -96,7 +96,7 @@ migrate: install
 
 worker: install
 	@mkdir -p "$(VAR_DIR)"
-	$(BIN)/homelink db_worker $(WORKER_ARGS)
+	$(BIN)/homelink worker $(WORKER_ARGS)
 
 clean:
 	rm -rf "$(VENV)" build .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

@@ -18,6 +18,7 @@ from homelink.browser_testing import (  # noqa: F401
     playwright_driver,
     pytest_runtest_makereport,
 )
+from homelink.mail_testing import smtp  # noqa: F401 - a real SMTP server for any app's tests
 from homelink.schools.models import School
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The console's background work: imports uploaded in the browser, run by ``homelink db_worker``.
+"""The console's background work: imports uploaded in the browser, run by ``homelink worker``.
 
 An upload is stored under ``MEDIA_ROOT/imports/<school pk>/<random name>`` and recorded as a
 ``queued`` :class:`~homelink.mis.models.ImportRun` (the *request*: it holds no lock). The task

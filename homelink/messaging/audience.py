@@ -371,14 +371,22 @@ def _copies(people: Iterable[Person], mode: str) -> tuple[list[Copy], set[int]]:
     return list(copies.values()), reached
 
 
+_WANTS = {"sms": "a mobile that takes SMS", "email": "an email address"}
+
+
 def _why(person_list: list[Person], mode: str) -> str:
     if not person_list:
         return "no linked adult"
-    wants = {
-        "sms": "a mobile that takes SMS",
-        "email": "an email address",
-    }.get(mode, "an email address or a mobile")
-    return f"no adult with {wants}"
+    return f"no adult with {_WANTS.get(mode, 'an email address or a mobile')}"
+
+
+def _why_person(mode: str) -> str:
+    """Why one chosen person gets nothing (the number or address may be missing, or turned off
+    by them, or blocked by a STOP)."""
+    return {
+        "sms": "no mobile that can take this SMS",
+        "email": "no email address that can take this",
+    }.get(mode, "no email address or mobile that can take this")
 
 
 def resolve(school: School, audience: Audience, mode: str) -> Resolved:
@@ -388,9 +396,7 @@ def resolve(school: School, audience: Audience, mode: str) -> Resolved:
         people = _staff(school, audience)
         copies, reached = _copies(people, mode)
         unreachable = [
-            Unreachable(
-                p.member_id, None, p.name, "", "", _why([p], mode).replace("no adult", "no")
-            )
+            Unreachable(p.member_id, None, p.name, "", "", _why_person(mode))
             for p in people
             if id(p) not in reached
         ]
@@ -399,9 +405,7 @@ def resolve(school: School, audience: Audience, mode: str) -> Resolved:
         people, excluded = _individuals(school, audience)
         copies, reached = _copies(people, mode)
         unreachable = excluded + [
-            Unreachable(
-                p.member_id, p.adult_id, p.name, "", "", _why([p], mode).replace("no adult", "no")
-            )
+            Unreachable(p.member_id, p.adult_id, p.name, "", "", _why_person(mode))
             for p in people
             if id(p) not in reached
         ]
@@ -426,7 +430,7 @@ def resolve(school: School, audience: Audience, mode: str) -> Resolved:
                 )
             )
     unreachable += [
-        Unreachable(p.member_id, None, p.name, "", "", _why([p], mode).replace("no adult", "no"))
+        Unreachable(p.member_id, None, p.name, "", "", _why_person(mode))
         for p in staff
         if id(p) not in reached
     ]

@@ -1,17 +1,13 @@
-"""Fixtures for the parents' pages: a real SMTP server, parents and students."""
+"""Fixtures for the parents' pages: parents and students (the SMTP server is shared:
+:mod:`homelink.mail_testing`)."""
 
 from __future__ import annotations
 
 import re
-import socket
-from collections.abc import Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -22,53 +18,6 @@ from homelink.schools.models import School
 PASSWORD = "a long enough passphrase 42"
 PAT_EMAIL = "pat.smith@example.org"
 PAT_MOBILE = "07700 900001"
-
-
-class Mailbox:
-    """aiosmtpd handler: keeps every message it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if address in str(m["To"])]
-
-    @staticmethod
-    def body(message: EmailMessage) -> str:
-        part = message.get_body(preferencelist=("plain",))
-        assert part is not None
-        return str(part.get_content())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[Mailbox]:
-    """A real SMTP server on localhost, and Django's SMTP backend pointed at it."""
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    try:
-        yield mailbox
-    finally:
-        controller.stop()
 
 
 def link_path(text: str, kind: str = "account/confirm") -> str:

@@ -13,7 +13,8 @@ from django.urls import reverse
 from homelink.accounts import tokens
 from homelink.accounts.models import Parent
 from homelink.accounts.services import CONFIRM_SUBJECT
-from homelink.accounts.tests.conftest import PASSWORD, Mailbox, link_path, logged_in, make_parent
+from homelink.accounts.tests.conftest import PASSWORD, link_path, logged_in, make_parent
+from homelink.mail_testing import Mailbox
 from homelink.register.models import Adult
 from homelink.registration.redeem import redeem_code
 from homelink.registration.tests.factories import letter

@@ -197,7 +197,7 @@ class Command(BaseCommand):
         # command line (which would re-run the whole demo), and a server that fails to bind exits
         # the process outright, which would orphan an in-process worker.
         cli = [sys.executable, "-m", "homelink.cli"]
-        worker_cmd = [*cli, "db_worker", "--queue-name", "*", "--no-reload"]
+        worker_cmd = [*cli, "worker", "--queue-name", "*", "--no-reload"]
         server_cmd = [*cli, "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"]
 
         self._section("Running")

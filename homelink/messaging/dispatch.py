@@ -1,0 +1,419 @@
+"""The outbox's workers: claim due deliveries in batches, send them, record what happened.
+
+**Claim.** One short transaction takes up to a batch of due deliveries of one channel, urgent
+first, and marks them ``sending`` with this worker's token and a lease (``SELECT … FOR UPDATE
+SKIP LOCKED`` on PostgreSQL, so workers never wait on each other; on SQLite the transaction takes
+the write lock at BEGIN, so the conditional update cannot race). In the same transaction, copies
+for people who opted out, were held, turned the channel off or texted STOP since the message was
+queued are marked ``skipped`` and their SMS credits refunded.
+
+**Send.** Email goes through one connection of the configured Django email backend per batch;
+SMS through one gateway object per batch (which keeps its HTTP connection alive). Each delivery is
+sent once per claim.
+
+**Record.** Successes are written in small groups (every :data:`RECORD_EVERY` sends, and at the
+end of the batch); errors at once. A transient error puts the delivery back in the queue with
+back-off; a permanent one (or the last attempt) marks it failed with the gateway's reason.
+
+**Crashes.** A worker that dies leaves its claimed rows ``sending`` with a lease; :func:`reap`
+returns them to the queue once the lease has run out, and another worker sends them. So every
+delivery is sent at least once. *The documented window:* a delivery the gateway accepted whose
+success the worker had not yet recorded when it died (at most :data:`RECORD_EVERY` per worker)
+is sent again. Gateways that take an idempotency key (the generic HTTP gateway sends one per
+delivery) turn that second send into a no-op, so they see no duplicate at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import secrets
+import smtplib
+import socket
+import time
+from dataclasses import dataclass
+from email.utils import formataddr, make_msgid, parseaddr
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.db import connection, transaction
+from django.db.models import Case, F, Min, Q, Value, When
+from django.utils import timezone
+
+from homelink.messaging import merge
+from homelink.messaging.gateways import GatewayError, sms_gateway
+from homelink.messaging.models import Channel, Delivery, Message, SmsBlock
+from homelink.register.models import Adult, Member
+from homelink.schools.models import School
+
+logger = logging.getLogger(__name__)
+
+Status = Delivery.Status
+
+#: Successes recorded per write: the most a crash can leave sent-but-unrecorded, per worker.
+RECORD_EVERY = 20
+MAX_ATTEMPTS = 6
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """30 s, 1, 2, 4, 8 minutes…: a gateway that is down for a while is not hammered."""
+    return dt.timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def new_worker_token() -> str:
+    return secrets.token_hex(8)
+
+
+# --- claim --------------------------------------------------------------------------------------
+
+
+def claim(channel: str, worker: str, *, limit: int | None = None) -> list[Delivery]:
+    """Take up to ``limit`` due deliveries of ``channel`` for ``worker``; see the module doc."""
+    now = timezone.now()
+    limit = limit or settings.HOMELINK_DELIVERY_BATCH
+    with transaction.atomic():
+        due = (
+            Delivery.objects.filter(status=Status.QUEUED, channel=channel, next_attempt_at__lte=now)
+            .order_by("priority", "next_attempt_at", "id")
+            .values_list("id", flat=True)
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due[:limit])
+        if not ids:
+            return []
+        Delivery.objects.filter(id__in=ids, status=Status.QUEUED).update(
+            status=Status.SENDING,
+            claimed_by=worker,
+            lease_until=now + dt.timedelta(seconds=settings.HOMELINK_DELIVERY_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+        claimed = list(
+            Delivery.objects.filter(id__in=ids, claimed_by=worker, status=Status.SENDING)
+            .select_related("message", "message__school")
+            .order_by("priority", "id")
+        )
+        return _drop_unwanted(claimed, now)
+
+
+def _drop_unwanted(claimed: list[Delivery], now: dt.datetime) -> list[Delivery]:
+    """Skip copies nobody may receive any more (inside the claim's transaction)."""
+    adult_ids = {a for d in claimed for a in d.adult_ids}
+    member_ids = {d.member_id for d in claimed if d.member_id and not d.adult_ids}
+    adults = {
+        pk: (opted_out or held, email_off, sms_off)
+        for pk, opted_out, held, email_off, sms_off in Adult.objects.filter(
+            pk__in=adult_ids
+        ).values_list("pk", "opted_out", "held", "email_off", "sms_off")
+    }
+    members_out = set(
+        Member.objects.filter(pk__in=member_ids, opted_out=True).values_list("pk", flat=True)
+    )
+    numbers = {d.to for d in claimed if d.channel == Channel.SMS}
+    blocked = set(SmsBlock.objects.filter(number__in=numbers).values_list("school_id", "number"))
+
+    def unwanted(d: Delivery) -> str:
+        if d.channel == Channel.SMS and (d.school_id, d.to) in blocked:
+            return "the number texted STOP"
+        if d.adult_ids:
+            wanted = False
+            for pk in d.adult_ids:
+                out, email_off, sms_off = adults.get(pk, (True, True, True))
+                off = sms_off if d.channel == Channel.SMS else email_off
+                wanted = wanted or not (out or off)
+            return "" if wanted else "opted out or turned this channel off since it was queued"
+        if d.member_id and d.member_id in members_out:
+            return "opted out since it was queued"
+        return ""
+
+    keep: list[Delivery] = []
+    skipped: dict[int, str] = {}
+    for delivery in claimed:
+        why = unwanted(delivery)
+        if why:
+            skipped[delivery.pk] = why
+        else:
+            keep.append(delivery)
+    if skipped:
+        for why in set(skipped.values()):
+            Delivery.objects.filter(pk__in=[k for k, v in skipped.items() if v == why]).update(
+                status=Status.SKIPPED, reason=why, status_at=now, lease_until=None
+            )
+        _refund([d for d in claimed if d.pk in skipped])
+    return keep
+
+
+def _refund(deliveries: list[Delivery]) -> None:
+    by_message: dict[int, int] = {}
+    for d in deliveries:
+        if d.channel == Channel.SMS and d.parts:
+            by_message[d.message_id] = by_message.get(d.message_id, 0) + d.parts
+    for message_id, parts in by_message.items():
+        message = Message.objects.filter(pk=message_id)
+        message.update(credits_refunded=F("credits_refunded") + parts)
+        School.objects.filter(messages__pk=message_id).update(sms_credits=F("sms_credits") + parts)
+
+
+# --- reap ---------------------------------------------------------------------------------------
+
+
+def reap() -> int:
+    """Return deliveries whose worker's lease ran out to the queue (their worker died)."""
+    now = timezone.now()
+    returned = Delivery.objects.filter(status=Status.SENDING, lease_until__lt=now).update(
+        status=Status.QUEUED, claimed_by="", lease_until=None, next_attempt_at=now
+    )
+    if returned:
+        logger.warning("returned %d deliveries whose worker stopped to the queue", returned)
+    return returned
+
+
+# --- record -------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Writes a worker's results: successes in groups, errors at once."""
+
+    def __init__(self, worker: str, gateway: str) -> None:
+        self.worker = worker
+        self.gateway = gateway
+        self.pending: list[tuple[int, str]] = []
+        self.sent = 0
+        self.failed = 0
+
+    def sent_ok(self, delivery: Delivery, gateway_id: str) -> None:
+        self.pending.append((delivery.pk, gateway_id))
+        self.sent += 1
+        if len(self.pending) >= RECORD_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        now = timezone.now()
+        ids = [pk for pk, _ in self.pending]
+        gateway_id = Case(
+            *(When(pk=pk, then=Value(gid)) for pk, gid in self.pending),
+            default=F("gateway_id"),
+        )
+        # A receipt may have arrived first and moved the row on: only the id is filled in then.
+        Delivery.objects.filter(pk__in=ids, status=Status.SENDING, claimed_by=self.worker).update(
+            status=Status.SENT,
+            gateway=self.gateway,
+            gateway_id=gateway_id,
+            sent_at=now,
+            status_at=now,
+            lease_until=None,
+        )
+        Delivery.objects.filter(pk__in=ids, gateway_id="").exclude(
+            status__in=[Status.SENDING, Status.QUEUED]
+        ).update(gateway=self.gateway, gateway_id=gateway_id, sent_at=now)
+        self.pending = []
+
+    def error(self, delivery: Delivery, error: GatewayError) -> None:
+        self.flush()
+        self.failed += 1
+        now = timezone.now()
+        mine = Delivery.objects.filter(
+            pk=delivery.pk, status=Status.SENDING, claimed_by=self.worker
+        )
+        reason = error.reason[:255]
+        if error.retry and delivery.attempts < MAX_ATTEMPTS:
+            mine.update(
+                status=Status.QUEUED,
+                claimed_by="",
+                lease_until=None,
+                reason=reason,
+                next_attempt_at=now + backoff(delivery.attempts),
+            )
+        else:
+            if error.retry:
+                reason = f"gave up after {delivery.attempts} attempts: {error.reason}"[:255]
+            mine.update(
+                status=Status.FAILED,
+                gateway=self.gateway,
+                reason=reason,
+                status_at=now,
+                lease_until=None,
+            )
+
+
+# --- send ---------------------------------------------------------------------------------------
+
+
+def _render(text: str, delivery: Delivery) -> str:
+    return merge.render(
+        text,
+        name=delivery.name,
+        children=delivery.children,
+        school=delivery.message.school.name,
+    )
+
+
+def email_for(delivery: Delivery) -> EmailMessage:
+    message = delivery.message
+    domain = settings.HOMELINK_EMAIL_DOMAIN
+    # The school's name in front of the site's address: parents see who wrote.
+    from_email = formataddr((message.school.name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]))
+    return EmailMessage(
+        subject=_render(message.subject, delivery),
+        body=_render(message.email_body, delivery),
+        from_email=from_email,
+        to=[delivery.to],
+        # Our own Message-ID: SMTP has no other id to match a bounce against later; building it
+        # from a configured domain avoids make_msgid's DNS lookup of this host.
+        headers={"Message-ID": make_msgid(idstring=str(delivery.pk), domain=domain)},
+    )
+
+
+SMTP_TRANSIENT = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, socket.error)
+
+
+def _email_error(error: Exception) -> GatewayError:
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        retry = all(400 <= code < 500 for code in codes)
+        return GatewayError(f"recipient refused ({', '.join(map(str, codes))})", retry=retry)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return GatewayError(
+            f"mail server said {error.smtp_code}", retry=400 <= error.smtp_code < 500
+        )
+    if isinstance(error, SMTP_TRANSIENT):
+        return GatewayError(f"mail server unreachable ({type(error).__name__})", retry=True)
+    # Anymail's errors, and anything else a backend raises: most are the ESP being unwell.
+    status = getattr(error, "status_code", None)
+    retry = status is None or status >= 500 or status == 429
+    return GatewayError(f"{type(error).__name__}: {str(error)[:120]}", retry=retry)
+
+
+def _email_id(email: EmailMessage) -> str:
+    status = getattr(email, "anymail_status", None)
+    esp_id = getattr(status, "message_id", None) if status is not None else None
+    if isinstance(esp_id, str) and esp_id:
+        return esp_id
+    return str(email.extra_headers.get("Message-ID", ""))
+
+
+def send_emails(deliveries: list[Delivery], recorder: Recorder) -> str:
+    """Send over one connection; returns the last error's text ("" when all went)."""
+    last_error = ""
+    mail = get_connection(fail_silently=False)
+    try:
+        mail.open()
+    except Exception as error:
+        gateway_error = _email_error(error)
+        for delivery in deliveries:
+            recorder.error(delivery, gateway_error)
+        return gateway_error.reason
+    try:
+        for delivery in deliveries:
+            email = email_for(delivery)
+            try:
+                mail.send_messages([email])
+            except Exception as error:
+                gateway_error = _email_error(error)
+                last_error = gateway_error.reason
+                recorder.error(delivery, gateway_error)
+                if isinstance(error, SMTP_TRANSIENT):
+                    # The connection is gone: open a new one for the rest of the batch.
+                    _close_quietly(mail)
+                    mail = get_connection(fail_silently=False)
+                continue
+            recorder.sent_ok(delivery, _email_id(email))
+    finally:
+        recorder.flush()
+        _close_quietly(mail)
+    return last_error
+
+
+def _close_quietly(mail: object) -> None:
+    # The batch is recorded already: a failed QUIT changes nothing.
+    with contextlib.suppress(Exception):
+        mail.close()  # type: ignore[attr-defined]
+
+
+def send_sms(deliveries: list[Delivery], recorder: Recorder, gateway: object) -> str:
+    last_error = ""
+    try:
+        for delivery in deliveries:
+            try:
+                gateway_id = gateway.send_sms(  # type: ignore[attr-defined]
+                    to=delivery.to,
+                    text=_render(delivery.message.sms_text, delivery),
+                    sender=delivery.message.sms_sender,
+                    key=delivery.idempotency_key,
+                )
+            except GatewayError as error:
+                last_error = error.reason
+                recorder.error(delivery, error)
+                continue
+            recorder.sent_ok(delivery, gateway_id)
+    finally:
+        recorder.flush()
+        gateway.close()  # type: ignore[attr-defined]
+    return last_error
+
+
+@dataclass
+class BatchResult:
+    claimed: int
+    sent: int
+    failed: int
+
+
+def deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> BatchResult:
+    deliveries = claim(channel, worker, limit=limit)
+    if not deliveries:
+        return BatchResult(0, 0, 0)
+    if channel == Channel.EMAIL:
+        recorder = Recorder(worker, "email")
+        last_error = send_emails(deliveries, recorder)
+    else:
+        gateway = sms_gateway()
+        recorder = Recorder(worker, gateway.name)
+        last_error = send_sms(deliveries, recorder, gateway)
+    _health(recorder, last_error)
+    return BatchResult(len(deliveries), recorder.sent, recorder.failed)
+
+
+def _health(recorder: Recorder, last_error: str) -> None:
+    from homelink.messaging.health import gateway_health_record
+
+    if recorder.sent:
+        gateway_health_record(recorder.gateway, ok=True)
+    if last_error:
+        gateway_health_record(recorder.gateway, ok=False, error=last_error)
+
+
+# --- drain --------------------------------------------------------------------------------------
+
+
+def drain(channel: str, *, seconds: float = 60.0, worker: str | None = None) -> int:
+    """Send batches of ``channel`` until none is due or ``seconds`` have passed; returns how
+    many deliveries this worker claimed. Stopping after a while lets a worker's other tasks (an
+    import preview) have a turn."""
+    worker = worker or new_worker_token()
+    reap()
+    deadline = time.monotonic() + seconds
+    claimed = 0
+    while time.monotonic() < deadline:
+        result = deliver_batch(channel, worker)
+        if not result.claimed:
+            break
+        claimed += result.claimed
+    return claimed
+
+
+def next_work_at(channel: str) -> dt.datetime | None:
+    """When there will next be something to do for ``channel``: now for due work, a future
+    attempt or schedule, or the end of a live lease (to reap it if its worker died)."""
+    pending = Delivery.objects.filter(channel=channel).filter(
+        Q(status=Status.QUEUED) | Q(status=Status.SENDING)
+    )
+    found = pending.aggregate(
+        queued=Min("next_attempt_at", filter=Q(status=Status.QUEUED)),
+        leased=Min("lease_until", filter=Q(status=Status.SENDING)),
+    )
+    times = [t for t in (found["queued"], found["leased"]) if t is not None]
+    return min(times) if times else None
