@@ -30,7 +30,6 @@ import datetime as dt
 import logging
 import secrets
 import smtplib
-import socket
 import time
 from dataclasses import dataclass
 from email.utils import formataddr, make_msgid, parseaddr
@@ -267,7 +266,11 @@ def email_for(delivery: Delivery) -> EmailMessage:
     )
 
 
-SMTP_TRANSIENT = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, socket.error)
+def _connection_lost(error: Exception) -> bool:
+    # SMTPException is an OSError too: only a dropped or refused connection counts here.
+    if isinstance(error, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
+        return True
+    return isinstance(error, OSError) and not isinstance(error, smtplib.SMTPException)
 
 
 def _email_error(error: Exception) -> GatewayError:
@@ -279,7 +282,7 @@ def _email_error(error: Exception) -> GatewayError:
         return GatewayError(
             f"mail server said {error.smtp_code}", retry=400 <= error.smtp_code < 500
         )
-    if isinstance(error, SMTP_TRANSIENT):
+    if _connection_lost(error):
         return GatewayError(f"mail server unreachable ({type(error).__name__})", retry=True)
     # Anymail's errors, and anything else a backend raises: most are the ESP being unwell.
     status = getattr(error, "status_code", None)
@@ -315,7 +318,7 @@ def send_emails(deliveries: list[Delivery], recorder: Recorder) -> str:
                 gateway_error = _email_error(error)
                 last_error = gateway_error.reason
                 recorder.error(delivery, gateway_error)
-                if isinstance(error, SMTP_TRANSIENT):
+                if _connection_lost(error):
                     # The connection is gone: open a new one for the rest of the batch.
                     _close_quietly(mail)
                     mail = get_connection(fail_silently=False)

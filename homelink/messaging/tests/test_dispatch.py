@@ -1,0 +1,209 @@
+"""The outbox's workers, end to end: real SMTP to aiosmtpd, SMS to the local outbox gateway,
+and the real database queue run by ``homelink worker``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from homelink.mail_testing import Mailbox
+from homelink.messaging import dispatch
+from homelink.messaging.audience import Audience
+from homelink.messaging.dispatch import MAX_ATTEMPTS, claim, deliver_batch, drain, reap
+from homelink.messaging.models import Delivery, GatewayHealth, Message, OutboxMessage, SmsBlock
+from homelink.messaging.services import Draft, message_send
+from homelink.register.models import Adult
+from homelink.schools.models import School
+
+pytestmark = pytest.mark.django_db
+
+Status = Delivery.Status
+
+
+def send(school: School, **kw: Any) -> Message:
+    values: dict[str, Any] = {
+        "mode": "email",
+        "audience": Audience(),
+        "subject": "Closed today",
+        "email_body": "Dear {name}, {children} should stay at home. {school}",
+        "sms_text": "Dear {name}, school is closed today.",
+    }
+    values.update(kw)
+    return message_send(school=school, draft=Draft(**values), actor="test")
+
+
+def statuses(message: Message) -> dict[str, str]:
+    return dict(Delivery.objects.filter(message=message).values_list("to", "status"))
+
+
+def test_email_goes_over_one_connection_per_batch_with_merge_fields(
+    family: School, smtp: Mailbox
+) -> None:
+    message = send(family)
+    assert drain("email") == 3
+    assert smtp.connections == 1
+    mary = smtp.to("mary@example.org")
+    assert len(mary) == 1
+    body = Mailbox.body(mary[0])
+    assert "Dear Mary Smith," in body
+    assert "Amy, Ben and Cara should stay at home. Example Academy" in body
+    assert '"Example Academy"' in str(mary[0]["From"]) or "Example Academy" in str(mary[0]["From"])
+    assert set(statuses(message).values()) == {"sent"}
+    delivery = Delivery.objects.get(message=message, to="mary@example.org")
+    assert delivery.gateway == "email"
+    assert delivery.gateway_id == str(mary[0]["Message-ID"])
+    assert delivery.sent_at is not None
+    assert GatewayHealth.objects.get(gateway="email").last_ok_at is not None
+
+
+def test_a_refused_mailbox_fails_with_the_reason_and_the_rest_go(
+    family: School, smtp: Mailbox
+) -> None:
+    smtp.refuse.add("gwen@example.org")
+    message = send(family)
+    drain("email")
+    gwen = Delivery.objects.get(message=message, to="gwen@example.org")
+    assert gwen.status == Status.FAILED
+    assert "550" in gwen.reason
+    assert statuses(message)["mary@example.org"] == "sent"
+    assert smtp.connections == 1
+
+
+def test_a_mail_server_that_is_down_is_retried_with_back_off_then_given_up(
+    family: School, settings: Any
+) -> None:
+    from homelink.mail_testing import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nobody listening
+    message = send(family)
+    before = timezone.now()
+    assert deliver_batch("email", "w1").claimed == 3
+    row = Delivery.objects.filter(message=message).first()
+    assert row is not None
+    assert (row.status, row.attempts) == (Status.QUEUED, 1)
+    assert "unreachable" in row.reason
+    assert row.next_attempt_at >= before + dt.timedelta(seconds=30)
+    health = GatewayHealth.objects.get(gateway="email")
+    assert health.failures_in_row == 1
+    # Not due yet: nothing is claimed until the back-off has passed.
+    assert deliver_batch("email", "w1").claimed == 0
+    for _ in range(MAX_ATTEMPTS - 1):
+        Delivery.objects.filter(message=message).update(next_attempt_at=timezone.now())
+        deliver_batch("email", "w1")
+    row.refresh_from_db()
+    assert row.status == Status.FAILED
+    assert row.reason.startswith(f"gave up after {MAX_ATTEMPTS} attempts")
+
+
+def test_sms_goes_through_the_gateway_with_the_school_sender(family: School) -> None:
+    School.objects.filter(pk=family.pk).update(sms_sender="EXAMPLE")
+    family.refresh_from_db()
+    message = send(family, mode="sms")
+    assert drain("sms") == 3
+    kept = OutboxMessage.objects.get(to="+447700900001")
+    assert kept.body == "Dear Mary Smith, school is closed today."
+    assert kept.sender == "EXAMPLE"
+    row = Delivery.objects.get(message=message, to="+447700900001")
+    assert (row.status, row.gateway, row.gateway_id) == ("sent", "outbox", f"outbox-{kept.pk}")
+
+
+def test_people_who_opt_out_after_queuing_are_skipped_and_refunded(family: School) -> None:
+    message = send(family, mode="sms")
+    Adult.objects.filter(forename="Mary").update(opted_out=True)
+    Adult.objects.filter(forename="Dan").update(sms_off=True)
+    SmsBlock.objects.create(school=family, number="+447700900003", keyword="STOP")
+    drain("sms")
+    rows = {d.to: (d.status, d.reason) for d in Delivery.objects.filter(message=message)}
+    assert {status for status, _ in rows.values()} == {"skipped"}
+    assert rows["+447700900003"][1] == "the number texted STOP"
+    assert not OutboxMessage.objects.exists()
+    family.refresh_from_db()
+    message.refresh_from_db()
+    assert family.sms_credits == 1000
+    assert message.credits_refunded == 3
+
+
+def test_a_shared_number_still_goes_while_one_of_its_people_wants_it(family: School) -> None:
+    Adult.objects.filter(forename="Dan").update(mobile="+447700900001")
+    message = send(family, mode="sms")
+    Adult.objects.filter(forename="Mary").update(opted_out=True)
+    drain("sms")
+    assert statuses(message)["+447700900001"] == "sent"
+
+
+def test_a_dead_workers_claim_returns_to_the_queue_when_its_lease_runs_out(
+    family: School,
+) -> None:
+    message = send(family, mode="sms")
+    taken = claim("sms", "dead-worker")
+    assert len(taken) == 3
+    assert reap() == 0  # the lease is live: the worker may just be slow
+    assert drain("sms") == 0
+    Delivery.objects.filter(message=message).update(
+        lease_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert drain("sms") == 3
+    assert set(statuses(message).values()) == {"sent"}
+    assert OutboxMessage.objects.count() == 3
+
+
+def test_a_late_worker_does_not_overwrite_what_another_recorded(family: School) -> None:
+    send(family, mode="sms")
+    slow = claim("sms", "slow")
+    Delivery.objects.update(lease_until=timezone.now() - dt.timedelta(seconds=1))
+    assert drain("sms") == 3
+    recorder = dispatch.Recorder("slow", "outbox")
+    recorder.sent_ok(slow[0], "late-id")
+    recorder.flush()
+    slow[0].refresh_from_db()
+    assert slow[0].gateway_id.startswith("outbox-")
+
+
+def test_urgent_copies_are_claimed_ahead_of_bulk_ones_already_queued(family: School) -> None:
+    bulk = send(family, mode="both")
+    urgent = send(family, mode="sms", audience=Audience(parents="prime"), urgent=True)
+    first = claim("sms", "w", limit=2)
+    assert {d.message_id for d in first} == {urgent.pk}
+    assert {d.message_id for d in claim("sms", "w", limit=10)} == {bulk.pk}
+
+
+def test_scheduled_and_cancelled_copies_are_not_sent(family: School) -> None:
+    later = send(family, send_at=timezone.now() + dt.timedelta(hours=2))
+    assert drain("email") == 0
+    Delivery.objects.filter(message=later).update(next_attempt_at=timezone.now())
+    from homelink.messaging.services import message_cancel
+
+    message_cancel(message=later, actor="test")
+    assert drain("email") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_command_delivers_a_send_through_the_task_queue(
+    family: School, smtp: Mailbox, settings: Any
+) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    message = send(family, mode="both")
+    assert DBTaskResult.objects.count() >= 2  # woken after commit, per channel used
+    call_command("worker", "--batch", "--no-startup-delay", "--queue-name", "*", verbosity=0)
+    assert set(statuses(message).values()) == {"sent"}
+    assert len(smtp.messages) == 3
+    assert OutboxMessage.objects.filter(channel="sms").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_starting_up_recovers_what_dead_workers_left(
+    family: School, smtp: Mailbox, settings: Any
+) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    message = send(family)
+    claim("email", "dead")
+    DBTaskResult.objects.all().delete()  # the dead worker's tasks are gone with it
+    Delivery.objects.update(lease_until=timezone.now() - dt.timedelta(seconds=1))
+    call_command("worker", "--batch", "--no-startup-delay", "--queue-name", "*", verbosity=0)
+    assert set(statuses(message).values()) == {"sent"}
