@@ -24,7 +24,7 @@ def send(*args: str) -> dict[str, Any]:
 
 def test_a_dry_run_prints_the_figures_and_sends_nothing(family: School) -> None:
     figures = send(
-        "--audience", "year:7", "--channel", "sms", "--text", "Closed – sorry", "--dry-run"
+        "--audience", "year:7", "--channel", "sms", "--text", "Closed \u2013 sorry", "--dry-run"
     )
     assert figures == {
         "recipients": 4,  # Gwen has no mobile: she is counted, and gets nothing by SMS
@@ -33,7 +33,7 @@ def test_a_dry_run_prints_the_figures_and_sends_nothing(family: School) -> None:
         "email": 0,
         "sms_parts": {"min": 1, "max": 1},
         "encoding": "UCS-2",
-        "ucs2_characters": ["–"],
+        "ucs2_characters": ["\u2013"],
         "credits": 3,
         "credits_available": 1000,
         "unreachable": 1,

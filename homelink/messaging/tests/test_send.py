@@ -66,12 +66,12 @@ def test_the_preview_counts_what_the_send_then_writes(family: School) -> None:
         audience=Audience(),
         subject="Closed",
         email_body="Dear {name}, about {children}",
-        sms_text="Closed today – sorry",  # the en dash forces UCS-2
+        sms_text="Closed today \u2013 sorry",  # the en dash forces UCS-2
     )
     preview = message_preview(school=family, draft=draft)
     assert (preview.email_count, preview.sms_count, preview.credits) == (3, 1, 1)
     assert preview.text_size.encoding == "UCS-2"
-    assert preview.text_size.ucs2_chars == ("–",)
+    assert preview.text_size.ucs2_chars == ("\u2013",)
     assert [u.name for u in preview.resolved.unreachable] == ["Kit Kay"]
     message = message_send(school=family, draft=draft, actor="test")
     assert Delivery.objects.filter(message=message).count() == preview.total
