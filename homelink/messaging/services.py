@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -254,26 +254,11 @@ def message_send(
             credits_charged=preview.credits,
             unreachable_count=len(preview.resolved.unreachable),
         )
-        priority = Delivery.URGENT if draft.urgent else Delivery.BULK
-        Delivery.objects.bulk_create(
-            (
-                Delivery(
-                    message=message,
-                    school=school,
-                    channel=copy.channel,
-                    to=copy.to,
-                    adult_id=copy.adult_ids[0] if copy.adult_ids else None,
-                    member_id=copy.member_ids[0] if copy.member_ids else None,
-                    adult_ids=copy.adult_ids,
-                    name=copy.name[:255],
-                    children=copy.children[:1000],
-                    parts=copy_parts,
-                    priority=priority,
-                    next_attempt_at=send_at,
-                )
-                for copy, copy_parts in zip(preview.resolved.copies, parts, strict=True)
-            ),
-            batch_size=500,
+        _insert_deliveries(
+            message=message,
+            copies=preview.resolved.copies,
+            parts=parts,
+            priority=Delivery.URGENT if draft.urgent else Delivery.BULK,
         )
         audit_record(
             school=school,
@@ -294,6 +279,66 @@ def message_send(
         message_id = message.pk
         transaction.on_commit(lambda: _wake_workers(message_id))
     return message
+
+
+def _insert_deliveries(
+    *, message: Message, copies: list[Copy], parts: list[int], priority: int
+) -> None:
+    """One row per copy, with one prepared INSERT run for all of them: a send to 10,000 people
+    is queued in well under a second (``bulk_create`` spends most of that building SQL)."""
+    fields = [
+        "message",
+        "school",
+        "channel",
+        "to",
+        "adult",
+        "member",
+        "adult_ids",
+        "name",
+        "children",
+        "parts",
+        "priority",
+        "status",
+        "next_attempt_at",
+        "attempts",
+        "claimed_by",
+        "gateway",
+        "gateway_id",
+        "reason",
+    ]
+    meta = Delivery._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(f).column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    # Table and column names come from the model, never from input.
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    json_field = meta.get_field("adult_ids")
+    when = connection.ops.adapt_datetimefield_value(message.send_at)
+    rows = [
+        (
+            message.pk,
+            message.school_id,
+            copy.channel,
+            copy.to,
+            copy.adult_ids[0] if copy.adult_ids else None,
+            copy.member_ids[0] if copy.member_ids else None,
+            json_field.get_db_prep_save(copy.adult_ids, connection),
+            copy.name[:255],
+            copy.children[:1000],
+            copy_parts,
+            priority,
+            Delivery.Status.QUEUED,
+            when,
+            0,
+            "",
+            "",
+            "",
+            "",
+        )
+        for copy, copy_parts in zip(copies, parts, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _wake_workers(message_id: int) -> None:
