@@ -17,7 +17,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["imports", "letters", "redeem"],
+        choices=["imports", "letters", "redeem", "messages"],
         action="append",
         help="run only these benchmarks",
     )
@@ -25,9 +25,9 @@ def main() -> None:
     import django
 
     django.setup()
-    from homelink.bench import imports, letters, redeem
+    from homelink.bench import imports, letters, messages, redeem
 
-    only = set(args.only or ["imports", "letters", "redeem"])
+    only = set(args.only or ["imports", "letters", "redeem", "messages"])
     if "imports" in only:
         sizes = args.pupils or ([2_000] if args.quick else [2_000, 100_000])
         imports.run(sizes)
@@ -37,6 +37,9 @@ def main() -> None:
     if "redeem" in only:
         print()
         redeem.run()
+    if "messages" in only:
+        print()
+        messages.run(quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ Two parents per student, the first prime; each parent has their own fictional mo
 
 from __future__ import annotations
 
+from django.db import connection
+
 from homelink.register.models import Adult, Link, Member
 from homelink.schools.models import School
 
@@ -71,4 +73,8 @@ def parents_school(urn: str, adults: int, *, credits: int = 10**9) -> School:
         ),
         batch_size=BATCH,
     )
+    if connection.vendor == "postgresql":
+        # As after a real import (see mis.services): the planner must know the tables' sizes.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     return school

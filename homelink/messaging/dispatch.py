@@ -37,7 +37,7 @@ from email.utils import formataddr, make_msgid, parseaddr
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
-from django.db.models import Case, F, Min, Q, Value, When
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from homelink.messaging import merge
@@ -188,26 +188,27 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
+        """Record the pending successes in one transaction of two prepared statements (the
+        ORM's per-row CASE costs more than the sending it records)."""
         if not self.pending:
             return
-        now = timezone.now()
-        ids = [pk for pk, _ in self.pending]
-        gateway_id = Case(
-            *(When(pk=pk, then=Value(gid)) for pk, gid in self.pending),
-            default=F("gateway_id"),
-        )
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        table = connection.ops.quote_name(Delivery._meta.db_table)
+        mine = [(self.gateway, gid, now, now, pk, self.worker) for pk, gid in self.pending]
         # A receipt may have arrived first and moved the row on: only the id is filled in then.
-        Delivery.objects.filter(pk__in=ids, status=Status.SENDING, claimed_by=self.worker).update(
-            status=Status.SENT,
-            gateway=self.gateway,
-            gateway_id=gateway_id,
-            sent_at=now,
-            status_at=now,
-            lease_until=None,
-        )
-        Delivery.objects.filter(pk__in=ids, gateway_id="").exclude(
-            status__in=[Status.SENDING, Status.QUEUED]
-        ).update(gateway=self.gateway, gateway_id=gateway_id, sent_at=now)
+        theirs = [(self.gateway, gid, now, pk) for pk, gid in self.pending]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET status = 'sent', gateway = %s, gateway_id = %s, "  # noqa: S608
+                "sent_at = %s, status_at = %s, lease_until = NULL "
+                "WHERE id = %s AND status = 'sending' AND claimed_by = %s",
+                mine,
+            )
+            cursor.executemany(
+                f"UPDATE {table} SET gateway = %s, gateway_id = %s, sent_at = %s "  # noqa: S608
+                "WHERE id = %s AND gateway_id = '' AND status NOT IN ('queued', 'sending')",
+                theirs,
+            )
         self.pending = []
 
     def error(self, delivery: Delivery, error: GatewayError) -> None:
@@ -241,7 +242,7 @@ class Recorder:
 # --- send ---------------------------------------------------------------------------------------
 
 
-def _render(text: str, delivery: Delivery) -> str:
+def render_for(text: str, delivery: Delivery) -> str:
     return merge.render(
         text,
         name=delivery.name,
@@ -256,8 +257,8 @@ def email_for(delivery: Delivery) -> EmailMessage:
     # The school's name in front of the site's address: parents see who wrote.
     from_email = formataddr((message.school.name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]))
     return EmailMessage(
-        subject=_render(message.subject, delivery),
-        body=_render(message.email_body, delivery),
+        subject=render_for(message.subject, delivery),
+        body=render_for(message.email_body, delivery),
         from_email=from_email,
         to=[delivery.to],
         # Our own Message-ID: SMTP has no other id to match a bounce against later; building it
@@ -343,7 +344,7 @@ def send_sms(deliveries: list[Delivery], recorder: Recorder, gateway: object) ->
             try:
                 gateway_id = gateway.send_sms(  # type: ignore[attr-defined]
                     to=delivery.to,
-                    text=_render(delivery.message.sms_text, delivery),
+                    text=render_for(delivery.message.sms_text, delivery),
                     sender=delivery.message.sms_sender,
                     key=delivery.idempotency_key,
                 )
