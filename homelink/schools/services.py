@@ -12,7 +12,14 @@ from django.db import transaction
 from homelink.audit.services import audit_record
 from homelink.schools.models import School
 
-SETTABLE = {"name", "import_lower_priority", "code_expiry_days", "sms_sender", "phone_region"}
+SETTABLE = {
+    "name",
+    "import_lower_priority",
+    "code_expiry_days",
+    "sms_sender",
+    "phone_region",
+    "large_send_threshold",
+}
 
 
 def _validate(values: dict[str, Any]) -> None:
@@ -32,6 +39,11 @@ def _validate(values: dict[str, Any]) -> None:
     name = values.get("name")
     if name is not None and not name.strip():
         raise ValidationError("the school needs a name")
+    threshold = values.get("large_send_threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1
+    ):
+        raise ValidationError("the large send threshold is a whole number of messages, at least 1")
 
 
 def school_create(

@@ -41,6 +41,7 @@ def test_demo_builds_the_register_and_an_administrator(tmp_path):
     school = School.objects.get(urn="100001")
     assert school.name == "Example Academy"
     assert (school.la_code, school.estab) == ("838", "4512")
+    assert school.sms_credits == 10_000  # staff can try a send; it goes to the local outbox
     assert (tmp_path / "demo" / "demo.ctf.xml").is_file()
 
     students = Member.objects.filter(

@@ -21,6 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
+from homelink.messaging.services import credits_add
 from homelink.register.models import Member
 from homelink.schools.models import School
 from homelink.schools.services import school_create
@@ -29,6 +30,7 @@ DEMO_URN = "100001"
 DEMO_NAME = "Example Academy"
 DEMO_LA = "838"
 DEMO_ESTAB = "4512"
+DEMO_SMS_CREDITS = 10_000
 # One account for the whole demo: the operators' admin (a superuser) and the school office's
 # console (an administrator of the demo school). Its username is its email, as on the sign-in page.
 ADMIN_USERNAME = "office@example.org"
@@ -102,7 +104,9 @@ class Command(BaseCommand):
             self.stdout.write(f"  reusing {school}")
             return school
         school = school_create(urn=DEMO_URN, name=DEMO_NAME, la_code=DEMO_LA, estab=DEMO_ESTAB)
-        self.stdout.write(f"  created {school}")
+        # SMS in the demo goes to the local outbox: the credits only let staff try a send.
+        credits_add(school=school, amount=DEMO_SMS_CREDITS, actor="demo")
+        self.stdout.write(f"  created {school} with {DEMO_SMS_CREDITS:,} SMS credits")
         return school
 
     def _import(self, school: School, pupils: int) -> None:

@@ -36,6 +36,13 @@ class Command(BaseCommand):
         setp.add_argument(
             "--code-expiry-days", type=int, help="days a security letter's code stays valid"
         )
+        credits = sub.add_parser(
+            "credits", help="show a school's SMS credits, or add (or remove) some"
+        )
+        credits.add_argument("urn", help="the school's URN")
+        credits.add_argument(
+            "change", nargs="?", type=int, help="credits to add (negative to remove)"
+        )
         sub.add_parser("list", help="list the schools")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -69,6 +76,14 @@ class Command(BaseCommand):
                         f"Updated {school}: " + ", ".join(f"{k}={v}" for k, v in values.items())
                     )
                 )
+            elif action == "credits":
+                # Imported here: the messaging app is not needed to add a school.
+                from homelink.messaging.services import credits_add
+
+                school = school_by_urn_or_error(options["urn"])
+                if options["change"] is not None:
+                    credits_add(school=school, amount=options["change"], actor="cli")
+                self.stdout.write(f"{school}: {school.sms_credits:,} SMS credits")
             else:
                 from homelink.schools.models import School
 
