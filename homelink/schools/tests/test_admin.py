@@ -29,6 +29,12 @@ def test_operators_can_open_every_admin_page(school: School, client: Client) -> 
         ("register", "adult"),
         ("mis", "importrun"),
         ("audit", "auditevent"),
+        ("messaging", "message"),
+        ("messaging", "delivery"),
+        ("messaging", "template"),
+        ("messaging", "smsblock"),
+        ("messaging", "inboundsms"),
+        ("messaging", "gatewayhealth"),
     ]:
         listing = client.get(reverse(f"admin:{app}_{model}_changelist"))
         assert listing.status_code == 200, (app, model)
