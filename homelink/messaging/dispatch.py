@@ -89,10 +89,16 @@ def claim(channel: str, worker: str, *, limit: int | None = None) -> list[Delive
             attempts=F("attempts") + 1,
         )
         claimed = list(
-            Delivery.objects.filter(id__in=ids, claimed_by=worker, status=Status.SENDING)
-            .select_related("message", "message__school")
-            .order_by("priority", "id")
+            Delivery.objects.filter(id__in=ids, claimed_by=worker, status=Status.SENDING).order_by(
+                "priority", "id"
+            )
         )
+        # A batch is mostly one message: fetch each once rather than a copy per delivery.
+        messages = Message.objects.select_related("school").in_bulk(
+            {d.message_id for d in claimed}
+        )
+        for delivery in claimed:
+            delivery.message = messages[delivery.message_id]
         return _drop_unwanted(claimed, now)
 
 
