@@ -6,10 +6,12 @@ with nothing to install; ``DATABASE_URL`` selects PostgreSQL (or another SQLite 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from email.utils import getaddresses
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -60,6 +62,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "anymail",
     "homelink.schools",
     "homelink.register",
     "homelink.mis",
@@ -182,11 +185,49 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "homelink <noreply@example.org>")
-# SMS: the local outbox until a real gateway is configured (the messaging issue adds Twilio and
-# a generic HTTP gateway).
+# The domain of the Message-ID each message's email carries (how a bounce is matched to it).
+HOMELINK_EMAIL_DOMAIN = os.environ.get("HOMELINK_EMAIL_DOMAIN", "homelink.invalid")
+# The outbox's workers: deliveries per claim, how long a claim is held before another worker may
+# take it over (the worker is presumed dead), and how many tasks a send wakes per channel.
+HOMELINK_DELIVERY_BATCH = int(os.environ.get("HOMELINK_DELIVERY_BATCH", "100"))
+HOMELINK_DELIVERY_LEASE_SECONDS = int(os.environ.get("HOMELINK_DELIVERY_LEASE_SECONDS", "300"))
+HOMELINK_DELIVERY_CONCURRENCY = int(os.environ.get("HOMELINK_DELIVERY_CONCURRENCY", "4"))
+# SMS: the local outbox until a real gateway is configured: Twilio
+# (homelink.messaging.gateways.twilio.TwilioGateway) or a generic HTTP provider
+# (homelink.messaging.gateways.http.HttpGateway). See docs/deployment.md, "SMS gateways".
 HOMELINK_SMS_GATEWAY = os.environ.get(
     "HOMELINK_SMS_GATEWAY", "homelink.messaging.gateways.outbox.OutboxGateway"
 )
+HOMELINK_TWILIO_ACCOUNT_SID = os.environ.get("HOMELINK_TWILIO_ACCOUNT_SID", "")
+HOMELINK_TWILIO_AUTH_TOKEN = os.environ.get("HOMELINK_TWILIO_AUTH_TOKEN", "")
+# A number (two-way SMS needs one), used when a message has no sender name of its own.
+HOMELINK_TWILIO_FROM = os.environ.get("HOMELINK_TWILIO_FROM", "")
+HOMELINK_TWILIO_MESSAGING_SERVICE_SID = os.environ.get("HOMELINK_TWILIO_MESSAGING_SERVICE_SID", "")
+HOMELINK_TWILIO_API_URL = os.environ.get("HOMELINK_TWILIO_API_URL", "https://api.twilio.com")
+
+
+def _json_setting(name: str) -> dict[str, Any]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object")
+    return value
+
+
+# The generic HTTP gateway: one JSON object (keys in homelink/messaging/gateways/http.py).
+HOMELINK_HTTP_SMS = _json_setting("HOMELINK_HTTP_SMS")
+# Email events (delivered, bounced…) from an ESP through django-anymail's webhooks at
+# /hooks/anymail/<esp>/tracking/. Events are ignored until the basic-auth secret ("user:pass")
+# is set. ANYMAIL (JSON) carries any other anymail setting: an ESP's API key for its email
+# backend, its webhook signing key.
+ANYMAIL = _json_setting("ANYMAIL")
+if os.environ.get("ANYMAIL_WEBHOOK_SECRET"):
+    ANYMAIL["WEBHOOK_SECRET"] = os.environ["ANYMAIL_WEBHOOK_SECRET"]
 # The outbox page shows every kept message: only where nothing real is at stake.
 HOMELINK_SHOW_OUTBOX = env_bool("HOMELINK_SHOW_OUTBOX", env_bool("HOMELINK_DEV", True))
 
@@ -207,7 +248,8 @@ ADMINS = [(name, addr) for name, addr in getaddresses([os.environ.get("ADMINS", 
 HOMELINK_STAFF_IDLE_SECONDS = int(os.environ.get("HOMELINK_STAFF_IDLE_SECONDS", "1800"))
 HOMELINK_STAFF_SESSION_SECONDS = int(os.environ.get("HOMELINK_STAFF_SESSION_SECONDS", "43200"))
 
-# Where parents reach the site: printed on security letters.
+# Where parents reach the site: printed on security letters. Also the address SMS providers
+# call back: receipt URLs are built from it and Twilio's signatures are checked against it.
 HOMELINK_PUBLIC_URL = os.environ.get("HOMELINK_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # Imports: a whole-roll import that would mark more than this share of current students as left

@@ -17,5 +17,8 @@ urlpatterns = [
     path("console/otp/", include("homelink.console.urls_otp")),
     path("console/", include("homelink.console.urls")),
     path("outbox/", include("homelink.messaging.urls")),
+    # Providers' webhooks: SMS receipts and inbound texts, and email events through anymail.
+    path("hooks/anymail/", include("anymail.urls")),
+    path("hooks/", include("homelink.messaging.urls_hooks")),
     path("", include("homelink.accounts.urls")),
 ]

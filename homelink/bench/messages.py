@@ -11,7 +11,7 @@
 4. **Snow day** on PostgreSQL: 100,000 SMS (``--quick``: 20,000) drained by four ``homelink
    worker`` processes into the fake provider; messages per second from queued to all recorded.
 
-Parts 1–3 run in a child process on a throwaway SQLite file; part 4 in a throwaway PostgreSQL
+Parts 1 to 3 run in a child process on a throwaway SQLite file; part 4 in a throwaway PostgreSQL
 database (skipped when the server is not there).
 """
 
@@ -41,25 +41,27 @@ TEXT = "Snow: the school is closed today, {name}. Please keep {children} at home
 
 def run(*, quick: bool = False) -> dict[str, float]:
     print("Messaging benchmark")
-    with tempfile.TemporaryDirectory(prefix="homelink-bench-messages-") as tmp:
-        with _sinks() as (smtp_port, fake):
-            env = {
-                **os.environ,
-                "DJANGO_SETTINGS_MODULE": "homelink.settings",
-                "DATABASE_URL": f"sqlite:///{Path(tmp) / 'messages.sqlite3'}",
-                "HOMELINK_VAR_DIR": tmp,
-                "TASKS_BACKEND": "django_tasks.backends.dummy.DummyBackend",
-                "EMAIL_HOST": "127.0.0.1",
-                "EMAIL_PORT": str(smtp_port),
-                **fake["environ"],
-            }
-            proc = subprocess.run(
-                [sys.executable, "-m", "homelink.bench.messages", "child"],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+    with (
+        tempfile.TemporaryDirectory(prefix="homelink-bench-messages-") as tmp,
+        _sinks() as (smtp_port, fake),
+    ):
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "homelink.settings",
+            "DATABASE_URL": f"sqlite:///{Path(tmp) / 'messages.sqlite3'}",
+            "HOMELINK_VAR_DIR": tmp,
+            "TASKS_BACKEND": "django_tasks.backends.dummy.DummyBackend",
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(smtp_port),
+            **fake["environ"],
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "homelink.bench.messages", "child"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if proc.returncode:
         raise SystemExit(f"messaging benchmark failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Field, Sum
 from django.utils import timezone
 
 from homelink.audit.services import audit_record
@@ -281,6 +281,12 @@ def message_send(
     return message
 
 
+def _column(name: str) -> str:
+    field = Delivery._meta.get_field(name)
+    assert isinstance(field, Field) and field.column
+    return field.column
+
+
 def _insert_deliveries(
     *, message: Message, copies: list[Copy], parts: list[int], priority: int
 ) -> None:
@@ -308,7 +314,7 @@ def _insert_deliveries(
     ]
     meta = Delivery._meta
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(f).column) for f in fields)
+    columns = ", ".join(quote(_column(f)) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     # Table and column names come from the model, never from input.
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608

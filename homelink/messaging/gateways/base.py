@@ -4,9 +4,14 @@ a fictional mobile (mis-formats.md §4) never leaves this machine."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+from functools import cache
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
+
+from django.conf import settings
+from django.urls import get_script_prefix, reverse
 
 from homelink.mis.phones import is_fictional
 
@@ -38,9 +43,22 @@ class SmsGateway(Protocol):
 
 
 def is_local_url(url: str) -> bool:
-    """Whether ``url``'s host is this machine (loopback), judged by what it resolves to."""
-    host = urlsplit(url).hostname or ""
+    """Whether ``url``'s host is this machine (loopback).
+
+    An address literal is judged as it stands and any name but ``localhost`` is taken to be
+    elsewhere, so the answer never needs DNS: deciding to refuse a fictional number must not
+    itself reach the network, and a DNS answer must not be able to make a remote host look
+    local. ``localhost`` (RFC 6761) is resolved, which only reads the hosts file, and counts
+    only if every address it gives is loopback.
+    """
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
     if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    if host != "localhost" and not host.endswith(".localhost"):
         return False
     try:
         infos = socket.getaddrinfo(host, None)
@@ -54,3 +72,42 @@ def refuse_fictional(to: str, url: str) -> None:
     and to nothing else: refused for good, with the reason recorded on the delivery."""
     if is_fictional(to) and not is_local_url(url):
         raise GatewayError("fictional number: never sent beyond this machine", retry=False)
+
+
+_KEY = re.compile(r"homelink-[0-9a-f]+-(\d+)")
+
+
+def delivery_id_from_key(key: str) -> int | None:
+    """The delivery's id inside its idempotency key (``Delivery.idempotency_key``), if it is one."""
+    match = _KEY.fullmatch(key)
+    return int(match.group(1)) if match else None
+
+
+# Once per process: reversing costs as much as a tenth of a send, and the URLconf is fixed.
+@cache
+def _hook_path(name: str) -> str:
+    # Without the script prefix, as the webhook compares against ``request.path_info``: a
+    # prefix the proxy adds is part of HOMELINK_PUBLIC_URL.
+    return "/" + reverse(f"hooks:{name}")[len(get_script_prefix()) :]
+
+
+def hook_url(name: str, **query: str | int) -> str:
+    """The public address of one of our webhooks (``hooks:<name>``), as a provider must call it.
+
+    Built the same way the webhook rebuilds it to check a signature: ``HOMELINK_PUBLIC_URL``
+    followed by the path and query, so the two cannot drift apart.
+    """
+    url = settings.HOMELINK_PUBLIC_URL.rstrip("/") + _hook_path(name)
+    if query:
+        url += "?" + urlencode({k: str(v) for k, v in query.items()})
+    return url
+
+
+_PHONE = re.compile(r"\+?\d[\d ()\-]{6,}\d")
+_EMAIL = re.compile(r"[^\s@'\"<>()\[\],;:]+@[^\s@'\"<>()\[\],;:]+")
+
+
+def scrub(text: str, limit: int = 255) -> str:
+    """``text`` (a provider's error) without phone numbers or email addresses, cut to ``limit``:
+    reasons end up in logs and on the dashboard, where no personal data belongs."""
+    return _EMAIL.sub("…", _PHONE.sub("…", text)).strip()[:limit]
