@@ -192,6 +192,9 @@ HOMELINK_EMAIL_DOMAIN = os.environ.get("HOMELINK_EMAIL_DOMAIN", "homelink.invali
 HOMELINK_DELIVERY_BATCH = int(os.environ.get("HOMELINK_DELIVERY_BATCH", "100"))
 HOMELINK_DELIVERY_LEASE_SECONDS = int(os.environ.get("HOMELINK_DELIVERY_LEASE_SECONDS", "300"))
 HOMELINK_DELIVERY_CONCURRENCY = int(os.environ.get("HOMELINK_DELIVERY_CONCURRENCY", "4"))
+# Connections each worker keeps open to an SMS provider across the internet (Twilio, HTTP),
+# each sending one message at a time: what hides the provider's round trip.
+HOMELINK_SMS_CONNECTIONS = int(os.environ.get("HOMELINK_SMS_CONNECTIONS", "4"))
 # SMS: the local outbox until a real gateway is configured: Twilio
 # (homelink.messaging.gateways.twilio.TwilioGateway) or a generic HTTP provider
 # (homelink.messaging.gateways.http.HttpGateway). See docs/deployment.md, "SMS gateways".

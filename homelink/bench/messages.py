@@ -36,6 +36,7 @@ SNOW_DAY = 100_000
 SNOW_DAY_QUICK = 20_000
 SNOW_WORKERS = 4
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+SMS_CONNECTIONS = 4
 TEXT = "Snow: the school is closed today, {name}. Please keep {children} at home."
 
 
@@ -76,7 +77,10 @@ def run(*, quick: bool = False) -> dict[str, float]:
     )
     print(
         f"  SMS    raw HTTP    {result['sms_raw']:8.0f}/s   ours {result['sms_ours']:8.0f}/s"
-        f"   ratio {result['sms_ours'] / result['sms_raw']:.2f}  (target ≥ 0.7)"
+        f"   ratio {result['sms_ours'] / result['sms_raw']:.2f}  (target ≥ 0.7; one connection each)"
+    )
+    print(
+        f"  SMS    ours with {SMS_CONNECTIONS} connections per worker {result['sms_ours_many']:8.0f}/s"
     )
     snow = _snow_day(SNOW_DAY_QUICK if quick else SNOW_DAY)
     if snow:
@@ -194,10 +198,17 @@ def _child() -> dict[str, float]:
     queue("email", half)
     queue("sms", half)
 
+    from django.conf import settings
+
     email_ours = _timed_drain(drain, "email")
     email_raw = _raw_smtp(school)
+    # One connection against the raw client's one; then as deployed (several per worker).
+    settings.HOMELINK_SMS_CONNECTIONS = 1
     sms_ours = _timed_drain(drain, "sms")
     sms_raw = _raw_http(school)
+    queue("sms", half)
+    settings.HOMELINK_SMS_CONNECTIONS = SMS_CONNECTIONS
+    sms_ours_many = _timed_drain(drain, "sms")
     return {
         "resolve_s": resolve_s,
         "queue_sms_s": queue_sms_s,
@@ -206,17 +217,19 @@ def _child() -> dict[str, float]:
         "email_raw": email_raw,
         "sms_ours": sms_ours,
         "sms_raw": sms_raw,
+        "sms_ours_many": sms_ours_many,
     }
 
 
 def _timed_drain(drain: Any, channel: str) -> float:
     from homelink.messaging.models import Delivery
 
+    sent = Delivery.objects.filter(channel=channel, status=Delivery.Status.SENT)
+    before = sent.count()
     started = time.perf_counter()
     drain(channel, seconds=3600)
     elapsed = time.perf_counter() - started
-    sent = Delivery.objects.filter(channel=channel, status=Delivery.Status.SENT).count()
-    return sent / elapsed
+    return (sent.count() - before) / elapsed
 
 
 def _deliveries(channel: str) -> list[Any]:
@@ -251,19 +264,27 @@ def _raw_smtp(school: Any) -> float:
 
 
 def _raw_http(school: Any) -> float:
-    """The same JSON bodies over one kept-alive connection, nothing recorded."""
+    """The same requests our gateway makes (body, callback address, headers) over one
+    kept-alive connection, with nothing looked up or recorded."""
     from django.conf import settings
 
     from homelink.messaging.dispatch import render_for
+    from homelink.messaging.gateways.base import hook_base
 
     config = settings.HOMELINK_HTTP_SMS
     url = urlsplit(config["URL"])
-    deliveries = _deliveries("sms")
+    callback = hook_base("sms_status")
+    secret = config["RECEIPT_SECRET"]
+    deliveries = _deliveries("sms")[:5_000]
     conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=15)
     started = time.perf_counter()
     for delivery in deliveries:
         body = json.dumps(
-            {"to": delivery.to, "text": render_for(delivery.message.sms_text, delivery)}
+            {
+                "to": delivery.to,
+                "text": render_for(delivery.message.sms_text, delivery),
+                "callback": f"{callback}?delivery={delivery.pk}&secret={secret}",
+            }
         ).encode()
         conn.request(
             "POST",
@@ -271,6 +292,7 @@ def _raw_http(school: Any) -> float:
             body,
             {
                 "Content-Type": "application/json",
+                "Accept": "application/json",
                 config["AUTH_HEADER"]: config["AUTH_VALUE"],
                 "Idempotency-Key": delivery.idempotency_key + "-raw",
             },

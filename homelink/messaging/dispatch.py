@@ -12,14 +12,15 @@ SMS through one gateway object per batch (which keeps its HTTP connection alive)
 sent once per claim.
 
 **Record.** Successes are written in small groups (every :data:`RECORD_EVERY` sends, and at the
-end of the batch); errors at once. A transient error puts the delivery back in the queue with
+end of the batch); errors at once. For SMS through a provider on the network, sender threads
+(one connection each) send while this thread claims and records (:func:`pipeline_sms`). A transient error puts the delivery back in the queue with
 back-off; a permanent one (or the last attempt) marks it failed with the gateway's reason.
 
 **Crashes.** A worker that dies leaves its claimed rows ``sending`` with a lease; :func:`reap`
 returns them to the queue once the lease has run out, and another worker sends them. So every
 delivery is sent at least once. *The documented window:* a delivery the gateway accepted whose
-success the worker had not yet recorded when it died (at most :data:`RECORD_EVERY` per worker)
-is sent again. Gateways that take an idempotency key (the generic HTTP gateway sends one per
+success the worker had not yet recorded when it died (at most :func:`crash_window` per worker:
+20 for email, 84 for SMS over the default four connections) is sent again. Gateways that take an idempotency key (the generic HTTP gateway sends one per
 delivery) turn that second send into a no-op, so they see no duplicate at all.
 """
 
@@ -27,12 +28,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
+import queue
 import secrets
 import smtplib
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formataddr, make_msgid, parseaddr
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -41,7 +46,7 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from homelink.messaging import merge
-from homelink.messaging.gateways import GatewayError, sms_gateway
+from homelink.messaging.gateways import GatewayError, SmsGateway, sms_gateway, sms_gateway_class
 from homelink.messaging.models import Channel, Delivery, Message, SmsBlock
 from homelink.register.models import Adult, Member
 from homelink.schools.models import School
@@ -50,8 +55,23 @@ logger = logging.getLogger(__name__)
 
 Status = Delivery.Status
 
-#: Successes recorded per write: the most a crash can leave sent-but-unrecorded, per worker.
+#: Successes recorded per write.
 RECORD_EVERY = 20
+#: SMS sender threads hand answers over this many at a time, at most this many chunks waiting.
+RESULTS_CHUNK = 10
+RESULT_CHUNKS_QUEUED = 2
+
+
+def crash_window(connections: int = 0) -> int:
+    """The most messages one worker can have sent but not recorded when it is killed, all of
+    which are sent again once its lease runs out: its pending successes; and when it sends
+    SMS over ``connections`` sender threads, per connection a chunk being filled and the send
+    in flight, and the chunks queued for recording."""
+    if not connections:
+        return RECORD_EVERY
+    return RECORD_EVERY + connections * (RESULTS_CHUNK + 1) + RESULT_CHUNKS_QUEUED * RESULTS_CHUNK
+
+
 MAX_ATTEMPTS = 6
 
 
@@ -67,42 +87,105 @@ def new_worker_token() -> str:
 # --- claim --------------------------------------------------------------------------------------
 
 
-def claim(channel: str, worker: str, *, limit: int | None = None) -> list[Delivery]:
-    """Take up to ``limit`` due deliveries of ``channel`` for ``worker``; see the module doc."""
+#: What a worker needs of a claimed delivery, as the claim's RETURNING gives it.
+CLAIMED = (
+    "id",
+    "message_id",
+    "school_id",
+    "channel",
+    "to",
+    "adult_id",
+    "member_id",
+    "adult_ids",
+    "name",
+    "children",
+    "parts",
+    "priority",
+    "attempts",
+)
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A delivery as a worker holds it: the claim's columns and its message. Not a model
+    instance: building 100 of those per batch cost more than the claim's SQL."""
+
+    id: int
+    message_id: int
+    school_id: int
+    channel: str
+    to: str
+    adult_id: int | None
+    member_id: int | None
+    adult_ids: list[int]
+    name: str
+    children: str
+    parts: int
+    priority: int
+    attempts: int
+    message: Message = field(init=False)
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"homelink-{self.message.key}-{self.id}"
+
+
+def _claim_sql() -> str:
+    quote = connection.ops.quote_name
+    table = quote(Delivery._meta.db_table)
+    # PostgreSQL: rows another worker is claiming are skipped, not waited for. SQLite: the
+    # transaction holds the write lock from BEGIN, so nobody else is claiming.
+    lock = (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    )
+    columns = ", ".join(quote(c) for c in CLAIMED)
+    return (
+        f"UPDATE {table} SET status = 'sending', claimed_by = %s, lease_until = %s, "  # noqa: S608
+        "attempts = attempts + 1 "
+        f"WHERE id IN (SELECT id FROM {table} WHERE status = 'queued' AND channel = %s "
+        "AND next_attempt_at <= %s ORDER BY priority, next_attempt_at, id "
+        f"LIMIT %s{lock}) RETURNING {columns}"
+    )
+
+
+def claim(channel: str, worker: str, *, limit: int | None = None) -> list[Claimed]:
+    """Take up to ``limit`` due deliveries of ``channel`` for ``worker``; see the module doc.
+
+    One ``UPDATE … RETURNING`` statement: the claim is the costliest step per message after
+    the gateway itself, and the ORM would need three statements and a model per row twice."""
     now = timezone.now()
-    limit = limit or settings.HOMELINK_DELIVERY_BATCH
+    lease_until = now + dt.timedelta(seconds=settings.HOMELINK_DELIVERY_LEASE_SECONDS)
+    adapt = connection.ops.adapt_datetimefield_value
+    params = (
+        worker,
+        adapt(lease_until),
+        channel,
+        adapt(now),
+        limit or settings.HOMELINK_DELIVERY_BATCH,
+    )
     with transaction.atomic():
-        due = (
-            Delivery.objects.filter(status=Status.QUEUED, channel=channel, next_attempt_at__lte=now)
-            .order_by("priority", "next_attempt_at", "id")
-            .values_list("id", flat=True)
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            due = due.select_for_update(skip_locked=True)
-        ids = list(due[:limit])
-        if not ids:
+        with connection.cursor() as cursor:
+            cursor.execute(_claim_sql(), params)
+            rows = cursor.fetchall()
+        if not rows:
             return []
-        Delivery.objects.filter(id__in=ids, status=Status.QUEUED).update(
-            status=Status.SENDING,
-            claimed_by=worker,
-            lease_until=now + dt.timedelta(seconds=settings.HOMELINK_DELIVERY_LEASE_SECONDS),
-            attempts=F("attempts") + 1,
-        )
-        claimed = list(
-            Delivery.objects.filter(id__in=ids, claimed_by=worker, status=Status.SENDING).order_by(
-                "priority", "id"
-            )
-        )
+        claimed = [Claimed(*row) for row in rows]
+        for delivery in claimed:
+            if isinstance(delivery.adult_ids, str):  # SQLite returns JSON as text
+                delivery.adult_ids = json.loads(delivery.adult_ids)
+        claimed.sort(key=lambda d: (d.priority, d.id))
         # A batch is mostly one message: fetch each once rather than a copy per delivery.
-        messages = Message.objects.select_related("school").in_bulk(
-            {d.message_id for d in claimed}
-        )
+        messages = Message.objects.select_related("school").in_bulk({d.message_id for d in claimed})
         for delivery in claimed:
             delivery.message = messages[delivery.message_id]
         return _drop_unwanted(claimed, now)
 
 
-def _drop_unwanted(claimed: list[Delivery], now: dt.datetime) -> list[Delivery]:
+def _drop_unwanted(claimed: list[Claimed], now: dt.datetime) -> list[Claimed]:
     """Skip copies nobody may receive any more (inside the claim's transaction)."""
     adult_ids = {a for d in claimed for a in d.adult_ids}
     member_ids = {d.member_id for d in claimed if d.member_id and not d.adult_ids}
@@ -118,7 +201,7 @@ def _drop_unwanted(claimed: list[Delivery], now: dt.datetime) -> list[Delivery]:
     numbers = {d.to for d in claimed if d.channel == Channel.SMS}
     blocked = set(SmsBlock.objects.filter(number__in=numbers).values_list("school_id", "number"))
 
-    def unwanted(d: Delivery) -> str:
+    def unwanted(d: Claimed) -> str:
         if d.channel == Channel.SMS and (d.school_id, d.to) in blocked:
             return "the number texted STOP"
         if d.adult_ids:
@@ -132,7 +215,7 @@ def _drop_unwanted(claimed: list[Delivery], now: dt.datetime) -> list[Delivery]:
             return "opted out since it was queued"
         return ""
 
-    keep: list[Delivery] = []
+    keep: list[Claimed] = []
     skipped: dict[int, str] = {}
     for delivery in claimed:
         why = unwanted(delivery)
@@ -149,7 +232,7 @@ def _drop_unwanted(claimed: list[Delivery], now: dt.datetime) -> list[Delivery]:
     return keep
 
 
-def _refund(deliveries: list[Delivery]) -> None:
+def _refund(deliveries: list[Claimed]) -> None:
     by_message: dict[int, int] = {}
     for d in deliveries:
         if d.channel == Channel.SMS and d.parts:
@@ -187,7 +270,7 @@ class Recorder:
         self.sent = 0
         self.failed = 0
 
-    def sent_ok(self, delivery: Delivery, gateway_id: str) -> None:
+    def sent_ok(self, delivery: Claimed, gateway_id: str) -> None:
         self.pending.append((delivery.pk, gateway_id))
         self.sent += 1
         if len(self.pending) >= RECORD_EVERY:
@@ -217,7 +300,7 @@ class Recorder:
             )
         self.pending = []
 
-    def error(self, delivery: Delivery, error: GatewayError) -> None:
+    def error(self, delivery: Claimed, error: GatewayError) -> None:
         self.flush()
         self.failed += 1
         now = timezone.now()
@@ -248,7 +331,7 @@ class Recorder:
 # --- send ---------------------------------------------------------------------------------------
 
 
-def render_for(text: str, delivery: Delivery) -> str:
+def render_for(text: str, delivery: Claimed | Delivery) -> str:
     return merge.render(
         text,
         name=delivery.name,
@@ -257,7 +340,7 @@ def render_for(text: str, delivery: Delivery) -> str:
     )
 
 
-def email_for(delivery: Delivery) -> EmailMessage:
+def email_for(delivery: Claimed) -> EmailMessage:
     message = delivery.message
     domain = settings.HOMELINK_EMAIL_DOMAIN
     # The school's name in front of the site's address: parents see who wrote.
@@ -305,7 +388,7 @@ def _email_id(email: EmailMessage) -> str:
     return str(email.extra_headers.get("Message-ID", ""))
 
 
-def send_emails(deliveries: list[Delivery], recorder: Recorder) -> str:
+def send_emails(deliveries: list[Claimed], recorder: Recorder) -> str:
     """Send over one connection; returns the last error's text ("" when all went)."""
     last_error = ""
     mail = get_connection(fail_silently=False)
@@ -343,12 +426,12 @@ def _close_quietly(mail: object) -> None:
         mail.close()  # type: ignore[attr-defined]
 
 
-def send_sms(deliveries: list[Delivery], recorder: Recorder, gateway: object) -> str:
+def send_sms(deliveries: list[Claimed], recorder: Recorder, gateway: SmsGateway) -> str:
     last_error = ""
     try:
         for delivery in deliveries:
             try:
-                gateway_id = gateway.send_sms(  # type: ignore[attr-defined]
+                gateway_id = gateway.send_sms(
                     to=delivery.to,
                     text=render_for(delivery.message.sms_text, delivery),
                     sender=delivery.message.sms_sender,
@@ -361,7 +444,7 @@ def send_sms(deliveries: list[Delivery], recorder: Recorder, gateway: object) ->
             recorder.sent_ok(delivery, gateway_id)
     finally:
         recorder.flush()
-        gateway.close()  # type: ignore[attr-defined]
+        gateway.close()
     return last_error
 
 
@@ -396,6 +479,110 @@ def _health(recorder: Recorder, last_error: str) -> None:
         gateway_health_record(recorder.gateway, ok=False, error=last_error)
 
 
+# --- SMS over the network: sending overlapped with the database ------------------------------
+
+
+_DONE = object()
+
+
+def _sms_sender(
+    gateway: SmsGateway, work: queue.SimpleQueue[Claimed | None], results: queue.Queue[Any]
+) -> None:
+    """A sender thread: one gateway (one kept-alive connection), no database. Answers go back
+    in chunks: waking the recording thread for every message costs a thread switch each."""
+    chunk: list[tuple[Claimed, str, GatewayError | None]] = []
+    try:
+        while True:
+            try:
+                delivery = work.get_nowait()
+            except queue.Empty:
+                # Nothing more to send for now: hand over what is done before waiting.
+                if chunk:
+                    results.put(chunk)
+                    chunk = []
+                delivery = work.get()
+            if delivery is None:
+                break
+            try:
+                gateway_id = gateway.send_sms(
+                    to=delivery.to,
+                    text=render_for(delivery.message.sms_text, delivery),
+                    sender=delivery.message.sms_sender,
+                    key=delivery.idempotency_key,
+                )
+                chunk.append((delivery, gateway_id, None))
+            except GatewayError as error:
+                chunk.append((delivery, "", error))
+            except Exception as error:  # a bug in a gateway must not strand the batch
+                logger.exception("SMS gateway raised %s", type(error).__name__)
+                chunk.append((delivery, "", GatewayError(type(error).__name__, retry=True)))
+            if len(chunk) >= RESULTS_CHUNK:
+                results.put(chunk)
+                chunk = []
+    finally:
+        if chunk:
+            results.put(chunk)
+        gateway.close()
+        results.put(_DONE)
+
+
+def pipeline_sms(worker: str, *, deadline: float) -> int:
+    """Drain SMS through a gateway that only talks to the network (Twilio, generic HTTP).
+
+    Sender threads, each with its own gateway and connection, send; this thread claims the next
+    batch while the current one is still going out and records results as they come back, so
+    the database's share of the work happens while the senders wait for the provider. Returns
+    how many deliveries were claimed. The window of sent-but-unrecorded messages a crash can
+    leave is :func:`crash_window`.
+    """
+    first = claim(Channel.SMS, worker)
+    if not first:
+        return 0
+    gateways = [sms_gateway() for _ in range(max(1, settings.HOMELINK_SMS_CONNECTIONS))]
+    recorder = Recorder(worker, gateways[0].name)
+    work: queue.SimpleQueue[Claimed | None] = queue.SimpleQueue()
+    # Bounded, so senders cannot run far ahead of what is recorded (the crash window).
+    results: queue.Queue[Any] = queue.Queue(maxsize=RESULT_CHUNKS_QUEUED)
+    threads = [
+        threading.Thread(target=_sms_sender, args=(g, work, results), daemon=True) for g in gateways
+    ]
+    for delivery in first:
+        work.put(delivery)
+    for thread in threads:
+        thread.start()
+    claimed, outstanding, more = len(first), len(first), True
+    low_water = max(1, len(first) // 2)
+    last_error = ""
+    try:
+        while outstanding:
+            if more and outstanding <= low_water:
+                if time.monotonic() < deadline and (batch := claim(Channel.SMS, worker)):
+                    for delivery in batch:
+                        work.put(delivery)
+                    claimed += len(batch)
+                    outstanding += len(batch)
+                else:
+                    more = False
+            chunk = results.get()
+            if chunk is _DONE:  # a sender stopped early: only when it crashed
+                continue
+            for delivery, gateway_id, error in chunk:
+                outstanding -= 1
+                if error is None:
+                    recorder.sent_ok(delivery, gateway_id)
+                else:
+                    last_error = error.reason
+                    recorder.error(delivery, error)
+    finally:
+        recorder.flush()
+        for _ in threads:
+            work.put(None)
+        for thread in threads:
+            thread.join(timeout=30)
+    _health(recorder, last_error)
+    return claimed
+
+
 # --- drain --------------------------------------------------------------------------------------
 
 
@@ -406,6 +593,8 @@ def drain(channel: str, *, seconds: float = 60.0, worker: str | None = None) -> 
     worker = worker or new_worker_token()
     reap()
     deadline = time.monotonic() + seconds
+    if channel == Channel.SMS and sms_gateway_class().network_only:
+        return pipeline_sms(worker, deadline=deadline)
     claimed = 0
     while time.monotonic() < deadline:
         result = deliver_batch(channel, worker)

@@ -7,9 +7,13 @@ from django.utils.module_loading import import_string
 
 from homelink.messaging.gateways.base import GatewayError, SmsGateway
 
-__all__ = ["GatewayError", "SmsGateway", "sms_gateway"]
+__all__ = ["GatewayError", "SmsGateway", "sms_gateway", "sms_gateway_class"]
+
+
+def sms_gateway_class() -> type[SmsGateway]:
+    gateway_class: type[SmsGateway] = import_string(settings.HOMELINK_SMS_GATEWAY)
+    return gateway_class
 
 
 def sms_gateway() -> SmsGateway:
-    gateway: SmsGateway = import_string(settings.HOMELINK_SMS_GATEWAY)()
-    return gateway
+    return sms_gateway_class()()

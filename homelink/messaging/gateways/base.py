@@ -28,6 +28,8 @@ class GatewayError(Exception):
 class SmsGateway(Protocol):
     #: Recorded on each delivery, so receipts are matched to the gateway that sent it.
     name: str
+    #: Sends touch only the network (never the database), so workers may send from threads.
+    network_only: bool
 
     def send_sms(self, *, to: str, text: str, sender: str = "", key: str = "") -> str:
         """Send one SMS to an E.164 number; returns the gateway's id for it.
@@ -67,10 +69,12 @@ def is_local_url(url: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
-def refuse_fictional(to: str, url: str) -> None:
+def refuse_fictional(to: str, url: str, *, local: bool | None = None) -> None:
     """A fictional number may go to a gateway on this machine (a fake, in tests and the demo)
-    and to nothing else: refused for good, with the reason recorded on the delivery."""
-    if is_fictional(to) and not is_local_url(url):
+    and to nothing else: refused for good, with the reason recorded on the delivery.
+
+    ``local`` is ``is_local_url(url)`` when the caller worked it out once for many sends."""
+    if is_fictional(to) and not (is_local_url(url) if local is None else local):
         raise GatewayError("fictional number: never sent beyond this machine", retry=False)
 
 
@@ -89,6 +93,11 @@ def _hook_path(name: str) -> str:
     # Without the script prefix, as the webhook compares against ``request.path_info``: a
     # prefix the proxy adds is part of HOMELINK_PUBLIC_URL.
     return "/" + reverse(f"hooks:{name}")[len(get_script_prefix()) :]
+
+
+def hook_base(name: str) -> str:
+    """:func:`hook_url` without a query, for a gateway to add one per message cheaply."""
+    return settings.HOMELINK_PUBLIC_URL.rstrip("/") + _hook_path(name)
 
 
 def hook_url(name: str, **query: str | int) -> str:

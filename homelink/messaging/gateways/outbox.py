@@ -7,6 +7,7 @@ from homelink.messaging.models import OutboxMessage
 
 class OutboxGateway:
     name = "outbox"
+    network_only = False
 
     def send_sms(self, *, to: str, text: str, sender: str = "", key: str = "") -> str:
         message = OutboxMessage.objects.create(
