@@ -553,18 +553,27 @@ def pipeline_sms(worker: str, *, deadline: float) -> int:
     claimed, outstanding, more = len(first), len(first), True
     low_water = max(1, len(first) // 2)
     last_error = ""
+    senders_done = 0
     try:
-        while outstanding:
+        while senders_done < len(threads):
             if more and outstanding <= low_water:
-                if time.monotonic() < deadline and (batch := claim(Channel.SMS, worker)):
-                    for delivery in batch:
-                        work.put(delivery)
-                    claimed += len(batch)
-                    outstanding += len(batch)
-                else:
-                    more = False
+                batch = claim(Channel.SMS, worker) if time.monotonic() < deadline else []
+                for delivery in batch:
+                    work.put(delivery)
+                claimed += len(batch)
+                outstanding += len(batch)
+                more = bool(batch)
+                if not more:
+                    # Nothing more to claim: the senders stop once the queue is empty.
+                    for _ in threads:
+                        work.put(None)
+            if not outstanding and more:
+                continue
             chunk = results.get()
-            if chunk is _DONE:  # a sender stopped early: only when it crashed
+            if chunk is _DONE:
+                # A sender stops after the last delivery (or, with a bug, early: what it held
+                # stays claimed until its lease runs out and another worker sends it).
+                senders_done += 1
                 continue
             for delivery, gateway_id, error in chunk:
                 outstanding -= 1
@@ -575,10 +584,11 @@ def pipeline_sms(worker: str, *, deadline: float) -> int:
                     recorder.error(delivery, error)
     finally:
         recorder.flush()
-        for _ in threads:
-            work.put(None)
+        if more:  # left early by an exception: stop the senders without waiting on them
+            for _ in threads:
+                work.put(None)
         for thread in threads:
-            thread.join(timeout=30)
+            thread.join(timeout=1)
     _health(recorder, last_error)
     return claimed
 

@@ -4,6 +4,8 @@ and the real database queue run by ``homelink worker``."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from homelink.mail_testing import Mailbox
 from homelink.messaging import dispatch
 from homelink.messaging.audience import Audience
 from homelink.messaging.dispatch import MAX_ATTEMPTS, claim, deliver_batch, drain, reap
+from homelink.messaging.fakes import FakeSmsGateway
 from homelink.messaging.models import Delivery, GatewayHealth, Message, OutboxMessage, SmsBlock
 from homelink.messaging.services import Draft, message_send
 from homelink.register.models import Adult
@@ -206,3 +209,73 @@ def test_a_worker_starting_up_recovers_what_dead_workers_left(
     Delivery.objects.update(lease_until=timezone.now() - dt.timedelta(seconds=1))
     call_command("worker", "--batch", "--no-startup-delay", "--queue-name", "*", verbosity=0)
     assert set(statuses(message).values()) == {"sent"}
+
+
+# --- SMS through a provider on the network (sender threads) ------------------------------------
+
+
+@pytest.fixture
+def provider(settings: Any) -> Iterator[FakeSmsGateway]:
+    with FakeSmsGateway() as fake:
+        settings.HOMELINK_SMS_GATEWAY = "homelink.messaging.gateways.http.HttpGateway"
+        settings.HOMELINK_HTTP_SMS = fake.http_settings()
+        yield fake
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_sms_goes_out_over_kept_alive_connections_and_is_recorded(
+    big_family: School, provider: FakeSmsGateway, settings: Any, connections: int
+) -> None:
+    settings.HOMELINK_SMS_CONNECTIONS = connections
+    settings.HOMELINK_DELIVERY_BATCH = 7  # several claims while earlier ones are still going
+    message = send(big_family, mode="sms", sms_text="Dear {name}, closed today.")
+    assert drain("sms") == 40
+    rows = list(Delivery.objects.filter(message=message))
+    assert {d.status for d in rows} == {"sent"}
+    taken = {item.id: item for item in provider.accepted}
+    assert len(taken) == 40
+    for row in rows:
+        assert taken[row.gateway_id].to == row.to
+        assert taken[row.gateway_id].text == f"Dear {row.name}, closed today."
+        assert taken[row.gateway_id].key == f"homelink-{message.key}-{row.pk}"
+    assert provider.connections <= connections
+
+
+def test_a_provider_that_stumbles_gets_retries_and_a_refusal_is_final(
+    big_family: School, provider: FakeSmsGateway, settings: Any
+) -> None:
+    settings.HOMELINK_SMS_CONNECTIONS = 1
+    message = send(big_family, mode="sms")
+    provider.fail_next(2)
+    provider.fail_next(1, permanent=True, reason="number barred")
+    drain("sms")
+    counts = Counter(Delivery.objects.filter(message=message).values_list("status", flat=True))
+    assert counts == {"sent": 37, "queued": 2, "failed": 1}
+    failed = Delivery.objects.get(message=message, status="failed")
+    assert "number barred" in failed.reason
+    waiting = Delivery.objects.filter(message=message, status="queued")
+    assert all(d.attempts == 1 and d.next_attempt_at > timezone.now() for d in waiting)
+    health = GatewayHealth.objects.get(gateway="http")
+    assert health.last_error and health.last_ok_at
+
+
+@pytest.fixture
+def big_family(school: School) -> School:
+    """Forty pupils, each with one parent and a fictional mobile of their own."""
+    from homelink.mis.tests.factories import contact, pupil, run_import
+
+    School.objects.filter(pk=school.pk).update(sms_credits=1000)
+    run_import(
+        school,
+        [
+            pupil(
+                f"P{i:03d}",
+                f"Kid{i}",
+                "Big",
+                contact(1, f"Parent{i}", "Big", mobile=f"07700 900{100 + i:03d}"),
+            )
+            for i in range(40)
+        ],
+    )
+    school.refresh_from_db()
+    return school
