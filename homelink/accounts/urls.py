@@ -36,6 +36,7 @@ urlpatterns = [
     path("account/details/", views.details, name="details"),
     path("account/mobile/", views.verify_mobile, name="verify_mobile"),
     path("account/preferences/", views.preferences, name="preferences"),
+    path("account/messages/", views.account_messages, name="account_messages"),
     path("account/unlink/<int:link_id>/", views.unlink, name="unlink"),
     path("account/opt-out/", views.opt_out, name="opt_out"),
     path("account/delete/", views.delete_account, name="delete_account"),

@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -23,6 +24,8 @@ from homelink.accounts import forms, selectors, services
 from homelink.accounts.limits import PASSWORD_RESET_PER_IP
 from homelink.accounts.models import Parent
 from homelink.console.models import StaffMembership
+from homelink.messaging.selectors import PARENT_MESSAGES_LIMIT
+from homelink.messaging.selectors import account_messages as messages_for_account
 from homelink.mis.phones import normalise_mobile
 from homelink.ratelimit.ip import client_ip
 from homelink.registration.linking import CodeNotAccepted, LinkRefused
@@ -184,6 +187,16 @@ def account(request: HttpRequest) -> HttpResponse:
         "email_to_confirm": services.email_to_confirm(parent),
     }
     return render(request, "accounts/account.html", context)
+
+
+@login_required
+@never_cache
+def account_messages(request: HttpRequest) -> HttpResponse:
+    """What the schools sent to this parent, by email or SMS, newest first."""
+    entries = messages_for_account(user=_user(request), now=timezone.now())
+    return render(
+        request, "accounts/messages.html", {"entries": entries, "limit": PARENT_MESSAGES_LIMIT}
+    )
 
 
 LINK_MESSAGES = {

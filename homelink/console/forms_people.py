@@ -215,6 +215,15 @@ class SettingsForm(AccessibleForm):
         label="Phone region",
         help_text="The country whose numbering the MIS uses for numbers without +.",
     )
+    large_send_threshold = forms.IntegerField(
+        label="Large send: ask again above (messages)",
+        min_value=1,
+        max_value=1_000_000,
+        help_text=(
+            "A send of more messages than this needs a second confirmation on the preview, "
+            "against sending to the whole school by mistake."
+        ),
+    )
     require_second_factor = forms.BooleanField(
         label="Require a second factor",
         required=False,
@@ -231,6 +240,15 @@ class SettingsForm(AccessibleForm):
                 "invalid": "Enter a whole number of days between 1 and 365.",
                 "min_value": "Enter a number of days between 1 and 365.",
                 "max_value": "Enter a number of days between 1 and 365.",
+            }
+        )
+        threshold_error = "Enter a whole number of messages, at least 1."
+        self.fields["large_send_threshold"].error_messages.update(
+            {
+                "required": threshold_error,
+                "invalid": threshold_error,
+                "min_value": threshold_error,
+                "max_value": "Enter at most 1,000,000 messages.",
             }
         )
         self.fields["sms_sender"].error_messages["max_length"] = (

@@ -14,16 +14,19 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed
+from django.http.response import HttpResponseBase
 
 from homelink.console.models import Role, StaffMembership
 from homelink.console.otp import second_factor_redirect
+from homelink.messaging.models import Message, Template
 from homelink.mis.models import ImportRun
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, PendingLink
 from homelink.registration.models import SecurityCode
 from homelink.schools.models import School
 
-ViewFunc = Callable[..., HttpResponse]
+#: A view answers with a page, a redirect or a streamed download (a CSV).
+ViewFunc = Callable[..., HttpResponseBase]
 
 
 def membership_for(user: Any, urn: str) -> StaffMembership:
@@ -104,6 +107,19 @@ def get_staff_membership(school: School, pk: int) -> StaffMembership:
     return staff
 
 
+def get_message(school: School, pk: int) -> Message:
+    found = Message.objects.select_related("created_by", "cancelled_by").filter(
+        school=school, pk=pk
+    )
+    message: Message = _one(found.first(), "message")
+    return message
+
+
+def get_template(school: School, pk: int) -> Template:
+    template: Template = _one(Template.objects.filter(school=school, pk=pk).first(), "template")
+    return template
+
+
 class StaffRequest(HttpRequest):
     """What a console view receives: the request with the school it is about."""
 
@@ -125,6 +141,8 @@ URL_PARAMETERS = (
     "code_id",
     "duplicate_id",
     "staff_id",
+    "message_id",
+    "template_id",
 )
 
 
@@ -139,13 +157,14 @@ def staff_view(
     method and a viewer's POST is 403 whatever the page.
 
     ``post_role`` is what any POST needs (administrator; a sender where it is about messages).
-    The view receives ``member``, ``adult``, ``link`` and ``pending`` objects instead of ids,
-    each checked against the school, and the adult, link or pending link against the member.
+    The view receives ``member``, ``adult``, ``link``, ``pending``, ``message``, ``template``
+    (…) objects instead of ids, each checked against the school, and the adult, link or pending
+    link against the member.
     """
 
     def decorate(view: ViewFunc) -> ViewFunc:
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             unknown = set(kwargs) - set(URL_PARAMETERS)
@@ -178,6 +197,10 @@ def staff_view(
                 objects["duplicate"] = get_duplicate(school, kwargs.pop("duplicate_id"))
             if "staff_id" in kwargs:
                 objects["staff"] = get_staff_membership(school, kwargs.pop("staff_id"))
+            if "message_id" in kwargs:
+                objects["message"] = get_message(school, kwargs.pop("message_id"))
+            if "template_id" in kwargs:
+                objects["template"] = get_template(school, kwargs.pop("template_id"))
             needed = post_role if request.method not in ("GET", "HEAD") else min_role
             if not membership.can(needed):
                 raise PermissionDenied("your role at this school does not allow this")
@@ -189,6 +212,8 @@ def staff_view(
             return view(staff_request, **objects)
 
         wrapper.console_staff_view = True  # type: ignore[attr-defined]
+        # The separation test reads it: a sender's POST is refused except where it is theirs.
+        wrapper.console_post_role = post_role  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

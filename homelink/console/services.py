@@ -1,5 +1,5 @@
-"""Writes made from the staff console: staff accounts, and the linked-people screen's actions
-that the register's own services do not cover yet.
+"""Writes made from the staff console: staff accounts, the linked-people screen's actions
+that the register's own services do not cover yet, and the record of a download of personal data.
 
 Each function is one transaction that locks what it changes and records an audit event naming
 ids, roles and sources, never a personal value (no email addresses in ``detail``).
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from homelink.audit.services import audit_record
 from homelink.console.models import Role, StaffMembership
+from homelink.messaging.models import Message
 from homelink.register.identity import normalise_email
 from homelink.register.models import Link, Member, PendingLink, Source
 from homelink.register.services import link_add
@@ -224,3 +225,17 @@ def pending_link_decide(*, pending: PendingLink, approve: bool, actor: Actor) ->
         )
     pending.status = locked.status
     return link
+
+
+def message_export_record(*, message: Message, rows: int, actor: Actor) -> None:
+    """Record that a message's recipients (names, numbers, addresses) left the system as a
+    file: who took them, and how many rows."""
+    label, actor_id = actor_parts(actor)
+    audit_record(
+        school=message.school,
+        actor_label=label,
+        actor_id=actor_id,
+        action="message.deliveries_exported",
+        obj=message,
+        detail={"rows": rows, "format": "csv"},
+    )

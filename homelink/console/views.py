@@ -9,11 +9,13 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
 from homelink.console import selectors, services
 from homelink.console.forms import DecisionForm, MemberFilterForm, OptOutForm, PrimeForm
 from homelink.console.models import Role, StaffMembership
 from homelink.console.permissions import StaffRequest, staff_view
+from homelink.messaging.selectors import delivery_summary
 from homelink.register.models import Adult, Link, Member, PendingLink, Source
 from homelink.register.services import link_set_prime, person_opt_out
 
@@ -43,6 +45,7 @@ def dashboard(request: StaffRequest) -> HttpResponse:
             "school": request.school,
             "membership": request.membership,
             "d": selectors.dashboard(request.school),
+            "delivery": delivery_summary(request.school, timezone.now()),
         },
     )
 

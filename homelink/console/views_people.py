@@ -431,6 +431,7 @@ def school_settings(request: StaffRequest) -> HttpResponse:
         "code_expiry_days": school.code_expiry_days,
         "sms_sender": school.sms_sender,
         "phone_region": school.phone_region,
+        "large_send_threshold": school.large_send_threshold,
         "require_second_factor": school.require_second_factor,
     }
     if request.method != "POST":

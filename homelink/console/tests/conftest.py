@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
 
 from homelink.console.models import Role, StaffMembership
+from homelink.messaging.audience import Audience
+from homelink.messaging.models import Delivery, InboundSms, Message, Template
 from homelink.mis.models import ImportRun
 from homelink.mis.tests.factories import contact, pupil, run_import, staff
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, PendingLink, Source
@@ -50,6 +53,40 @@ class World:
     code: SecurityCode  # a letter of ``student``
     duplicate: LikelyDuplicate
     staff: StaffMembership
+    message: Message  # one copy emailed, one still queued: cancellable
+    template: Template
+
+
+def make_message(school: School, adult: Adult, *, to: str, label: str = "") -> Message:
+    """A message as a send leaves it, without the send: its rows written directly."""
+    now = timezone.now()
+    message = Message.objects.create(
+        school=school,
+        mode=Message.Mode.EMAIL_ELSE_SMS,
+        audience=Audience().to_json(),
+        audience_label=label or Audience().label(),
+        subject="Sports day",
+        email_body="Dear {name}, sports day is on Friday.",
+        sms_text="Sports day is on Friday. {school}",
+        send_at=now,
+        email_count=2,
+    )
+    for address, status in ((to, Delivery.Status.SENT), (f"queued.{to}", Delivery.Status.QUEUED)):
+        Delivery.objects.create(
+            message=message,
+            school=school,
+            channel="email",
+            to=address,
+            adult=adult,
+            adult_ids=[adult.pk],
+            name=f"{adult.forename} {adult.surname}",
+            children="Ada",
+            status=status,
+            next_attempt_at=now,
+            sent_at=now if status == Delivery.Status.SENT else None,
+            status_at=now if status == Delivery.Status.SENT else None,
+        )
+    return message
 
 
 def build_world(school: School, prefix: str) -> World:
@@ -96,6 +133,14 @@ def build_world(school: School, prefix: str) -> World:
     codes_issue(school=school, members=[student], actor="test")
     clerk = member_of(make_user(f"clerk@{prefix.lower()}.example"), school, Role.VIEWER)
     link_add(student=other, adult=web_adult, source=Source.WEB, actor="test")
+    anne = Adult.objects.get(school=school, forename="Anne")
+    message = make_message(school, anne, to=anne.email)
+    InboundSms.objects.create(
+        school=school, from_number="+447700900456", text="Thanks!", in_reply_to=message
+    )
+    template = Template.objects.create(
+        school=school, name="Closure", subject="Closed", sms_text="{school} is closed today."
+    )
     return World(
         school=school,
         student=student,
@@ -108,6 +153,8 @@ def build_world(school: School, prefix: str) -> World:
         code=SecurityCode.objects.get(member=student),
         duplicate=duplicate,
         staff=clerk,
+        message=message,
+        template=template,
     )
 
 
@@ -145,3 +192,11 @@ def sender_a(school: School) -> AbstractBaseUser:
     user = make_user("sender@a.example")
     member_of(user, school, Role.SENDER)
     return user
+
+
+@pytest.fixture
+def roll(school: School) -> School:
+    """A school to message (see ``compose.build_roll``)."""
+    from homelink.console.tests.compose import build_roll
+
+    return build_roll(school)

@@ -20,6 +20,7 @@ VALID = {
     "code_expiry_days": "90",
     "sms_sender": "",
     "phone_region": "GB",
+    "large_send_threshold": "1000",
 }
 
 
@@ -50,6 +51,7 @@ def test_save_settings(signed_in, school, admin_a):
             "code_expiry_days": "30",
             "sms_sender": "EX Academy",
             "phone_region": "JE",
+            "large_send_threshold": "1000",
         },
         follow=True,
     )
@@ -89,6 +91,8 @@ def test_saving_unchanged_settings_changes_nothing(signed_in, school):
         ("sms_sender", "Écolé", "Use only letters A to Z"),
         ("sms_sender", "12345", "at least one letter"),
         ("phone_region", "XX", "Select a valid choice"),
+        ("large_send_threshold", "0", "at least 1"),
+        ("large_send_threshold", "many", "whole number of messages"),
     ],
 )
 def test_invalid_settings_are_errors_on_their_field(signed_in, school, field, value, message):
@@ -141,6 +145,7 @@ def test_an_administrator_can_make_a_second_factor_compulsory(client, world_a, a
         "phone_region": school.phone_region,
         "code_expiry_days": school.code_expiry_days,
         "sms_sender": "",
+        "large_send_threshold": school.large_send_threshold,
         "require_second_factor": "on",
     }
     response = client.post(f"/console/{school.urn}/settings/", data)
@@ -148,3 +153,38 @@ def test_an_administrator_can_make_a_second_factor_compulsory(client, world_a, a
     school.refresh_from_db()
     assert school.require_second_factor
     assert AuditEvent.objects.filter(school=school, action="school.second_factor_required").exists()
+
+
+def test_an_administrator_sets_the_large_send_threshold_and_sees_the_credits(
+    signed_in, school, admin_a
+):
+    School.objects.filter(pk=school.pk).update(sms_credits=1234)
+    html = signed_in.get(settings_url(school)).content.decode()
+    assert "SMS credits: <strong>1234</strong>" in html
+    assert 'name="sms_credits"' not in html  # operators add credits, not schools
+    response = signed_in.post(settings_url(school), {**VALID, "large_send_threshold": "250"})
+    assert response.status_code == 302
+    school.refresh_from_db()
+    assert school.large_send_threshold == 250
+    event = AuditEvent.objects.get(action="school.settings_changed")
+    assert event.detail["fields"] == ["large_send_threshold"]
+
+
+def test_viewers_see_the_threshold_and_the_credits(client, viewer_a, school):
+    School.objects.filter(pk=school.pk).update(sms_credits=77, large_send_threshold=300)
+    client.force_login(viewer_a)
+    html = client.get(settings_url(school)).content.decode()
+    assert "300 messages" in html and "<dd>77</dd>" in html
+
+
+def test_the_threshold_service_refuses_less_than_one(school):
+    from django.core.exceptions import ValidationError
+
+    from homelink.schools.services import school_update
+
+    for bad in (0, -5, True, "12"):
+        with pytest.raises(ValidationError):
+            school_update(school=school, large_send_threshold=bad)
+    school_update(school=school, large_send_threshold=1)
+    school.refresh_from_db()
+    assert school.large_send_threshold == 1
