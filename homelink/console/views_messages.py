@@ -102,11 +102,9 @@ def messages_list(request: StaffRequest) -> HttpResponse:
         request.GET.get("page")
     )
     progress = selectors.progress_of(m.pk for m in page)
-    return render(
-        request,
-        "console/messages.html",
-        _context(request, page=page, rows=[(m, progress[m.pk]) for m in page]),
-    )
+    now = timezone.now()
+    rows = [(m, progress[m.pk], selectors.message_state(m, progress[m.pk], now)) for m in page]
+    return render(request, "console/messages.html", _context(request, page=page, rows=rows))
 
 
 # --- compose, preview, send ----------------------------------------------------------------------
@@ -465,6 +463,7 @@ def _message_page(
             request,
             message=message,
             progress=progress,
+            state=selectors.message_state(message, progress, timezone.now()),
             filters=filters,
             page=page,
             query=query.urlencode(),

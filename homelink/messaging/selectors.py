@@ -140,6 +140,19 @@ def progress_of(message_ids: Iterable[int]) -> dict[int, Progress]:
     return found
 
 
+def message_state(message: Message, progress: Progress, now: dt.datetime) -> str:
+    """How staff read a message's state: ``cancelled``, ``scheduled`` (its time has not
+    come), ``sending`` (copies wait or are with a worker) or ``sent`` (every copy has gone or
+    ended). The stored status only knows the first two."""
+    if message.status == Message.Status.CANCELLED:
+        return "cancelled"
+    if message.send_at > now:
+        return "scheduled"
+    if progress.by_status.get(Status.QUEUED, 0) or progress.by_status.get(Status.SENDING, 0):
+        return "sending"
+    return "sent"
+
+
 def message_progress(message: Message) -> Progress:
     return progress_of([message.pk])[message.pk]
 

@@ -453,3 +453,19 @@ def test_a_head_request_for_the_csv_records_no_export(client, sent, roll):
     response = client.head(url("message_csv", roll, message_id=sent.pk))
     assert response.status_code == 200
     assert not AuditEvent.objects.filter(action="message.deliveries_exported").exists()
+
+
+def test_a_message_reads_as_sent_once_nothing_waits(sent: Message) -> None:
+    """The state staff see follows the copies: sending while any wait, sent once none do, and a
+    scheduled message stops reading as scheduled when its time has come."""
+    from homelink.messaging.models import Delivery
+    from homelink.messaging.selectors import message_progress, message_state
+
+    message = sent
+    now = timezone.now()
+    assert message_state(message, message_progress(message), now) == "sending"
+    Delivery.objects.filter(message=message).update(status=Delivery.Status.SENT)
+    assert message_state(message, message_progress(message), now) == "sent"
+    message.send_at = now + dt.timedelta(hours=1)
+    assert message_state(message, message_progress(message), now) == "scheduled"
+    assert message_state(message, message_progress(message), now + dt.timedelta(hours=2)) == "sent"
