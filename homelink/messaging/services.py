@@ -290,8 +290,9 @@ def _column(name: str) -> str:
 def _insert_deliveries(
     *, message: Message, copies: list[Copy], parts: list[int], priority: int
 ) -> None:
-    """One row per copy, with one prepared INSERT run for all of them: a send to 10,000 people
-    is queued in well under a second (``bulk_create`` spends most of that building SQL)."""
+    """One row per copy, written the fastest way each database has (COPY on PostgreSQL, one
+    prepared INSERT run for every row on SQLite): a send to 10,000 people is queued in well
+    under a second, where ``bulk_create`` spends longer than that building SQL."""
     fields = [
         "message",
         "school",
@@ -316,8 +317,6 @@ def _insert_deliveries(
     quote = connection.ops.quote_name
     columns = ", ".join(quote(_column(f)) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
-    # Table and column names come from the model, never from input.
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
     json_field = meta.get_field("adult_ids")
     when = connection.ops.adapt_datetimefield_value(message.send_at)
     rows = [
@@ -343,8 +342,20 @@ def _insert_deliveries(
         )
         for copy, copy_parts in zip(copies, parts, strict=True)
     ]
+    table = quote(meta.db_table)
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        if connection.vendor == "postgresql":
+            # COPY: one stream for every row (a statement per row costs a round trip each,
+            # and psycopg spends longer parsing a many-row VALUES than the server storing it).
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            # Table and column names come from the model, never from input.
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608
+                rows,
+            )
 
 
 def _wake_workers(message_id: int) -> None:
