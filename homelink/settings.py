@@ -184,6 +184,9 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Seconds an SMTP connection waits for the server (Django's default waits for ever: a relay that
+# stops answering would hold a worker until it is restarted).
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "30"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "homelink <noreply@example.org>")
 # The domain of the Message-ID each message's email carries (how a bounce is matched to it).
 HOMELINK_EMAIL_DOMAIN = os.environ.get("HOMELINK_EMAIL_DOMAIN", "homelink.invalid")

@@ -5,7 +5,8 @@ first, and marks them ``sending`` with this worker's token and a lease (``SELECT
 SKIP LOCKED`` on PostgreSQL, so workers never wait on each other; on SQLite the transaction takes
 the write lock at BEGIN, so the conditional update cannot race). In the same transaction, copies
 for people who opted out, were held, turned the channel off or texted STOP since the message was
-queued are marked ``skipped`` and their SMS credits refunded.
+queued are marked ``skipped``, and copies of a message cancelled since (one a worker held at the
+cancel that came back to the queue) ``cancelled``; their SMS credits are refunded.
 
 **Send.** Email goes through one connection of the configured Django email backend per batch;
 SMS through one gateway object per batch (which keeps its HTTP connection alive). Each delivery is
@@ -18,10 +19,12 @@ back-off; a permanent one (or the last attempt) marks it failed with the gateway
 
 **Crashes.** A worker that dies leaves its claimed rows ``sending`` with a lease; :func:`reap`
 returns them to the queue once the lease has run out, and another worker sends them. So every
-delivery is sent at least once. *The documented window:* a delivery the gateway accepted whose
-success the worker had not yet recorded when it died (at most :func:`crash_window` per worker:
-20 for email, 84 for SMS over the default four connections) is sent again. Gateways that take an idempotency key (the generic HTTP gateway sends one per
-delivery) turn that second send into a no-op, so they see no duplicate at all.
+delivery is sent at least once. A worker that is alive but slow starts no send in the last
+:data:`LEASE_MARGIN` of a lease, so a delivery taken over is not sent by both. *The documented
+window:* a delivery the gateway accepted whose success the worker had not yet recorded when it
+died (at most :func:`crash_window` per worker: 20 for email, 84 for SMS over the default four
+connections) is sent again. Gateways that take an idempotency key (the generic HTTP gateway
+sends one per delivery) turn that second send into a no-op, so they see no duplicate at all.
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ class Claimed:
     priority: int
     attempts: int
     message: Message = field(init=False)
+    #: ``time.monotonic()`` after which this worker no longer sends it (see :func:`in_lease`).
+    send_by: float = field(init=False, default=0.0)
 
     @property
     def pk(self) -> int:
@@ -157,6 +162,7 @@ def claim(channel: str, worker: str, *, limit: int | None = None) -> list[Claime
 
     One ``UPDATE … RETURNING`` statement: the claim is the costliest step per message after
     the gateway itself, and the ORM would need three statements and a model per row twice."""
+    send_by = time.monotonic() + settings.HOMELINK_DELIVERY_LEASE_SECONDS * (1 - LEASE_MARGIN)
     now = timezone.now()
     lease_until = now + dt.timedelta(seconds=settings.HOMELINK_DELIVERY_LEASE_SECONDS)
     adapt = connection.ops.adapt_datetimefield_value
@@ -182,11 +188,29 @@ def claim(channel: str, worker: str, *, limit: int | None = None) -> list[Claime
         messages = Message.objects.select_related("school").in_bulk({d.message_id for d in claimed})
         for delivery in claimed:
             delivery.message = messages[delivery.message_id]
+            delivery.send_by = send_by
         return _drop_unwanted(claimed, now)
 
 
+#: The share of a lease kept free at its end: a worker starts no send after the rest has gone,
+#: so the send and its record finish before another worker may take the delivery over.
+LEASE_MARGIN = 0.2
+
+
+def in_lease(delivery: Claimed) -> bool:
+    """Whether this worker may still send ``delivery``. A worker slower than its lease (a
+    provider that takes 15 s an answer, a mail server that hangs) is taken for dead: the reaper
+    gives its deliveries to another worker, which sends them; sending them here as well would
+    be a duplicate nobody's crash explains. What it skips stays claimed until its lease ends."""
+    return time.monotonic() < delivery.send_by
+
+
+CANCELLED_REASON = "cancelled by staff"
+
+
 def _drop_unwanted(claimed: list[Claimed], now: dt.datetime) -> list[Claimed]:
-    """Skip copies nobody may receive any more (inside the claim's transaction)."""
+    """Skip copies nobody may receive any more, or whose message was cancelled (inside the
+    claim's transaction)."""
     adult_ids = {a for d in claimed for a in d.adult_ids}
     member_ids = {d.member_id for d in claimed if d.member_id and not d.adult_ids}
     adults = {
@@ -202,6 +226,9 @@ def _drop_unwanted(claimed: list[Claimed], now: dt.datetime) -> list[Claimed]:
     blocked = set(SmsBlock.objects.filter(number__in=numbers).values_list("school_id", "number"))
 
     def unwanted(d: Claimed) -> str:
+        if d.message.status == Message.Status.CANCELLED:
+            # Back in the queue after the cancel (a transient error, a dead worker's lease).
+            return CANCELLED_REASON
         if d.channel == Channel.SMS and (d.school_id, d.to) in blocked:
             return "the number texted STOP"
         if d.adult_ids:
@@ -226,7 +253,10 @@ def _drop_unwanted(claimed: list[Claimed], now: dt.datetime) -> list[Claimed]:
     if skipped:
         for why in set(skipped.values()):
             Delivery.objects.filter(pk__in=[k for k, v in skipped.items() if v == why]).update(
-                status=Status.SKIPPED, reason=why, status_at=now, lease_until=None
+                status=Status.CANCELLED if why == CANCELLED_REASON else Status.SKIPPED,
+                reason=why,
+                status_at=now,
+                lease_until=None,
             )
         _refund([d for d in claimed if d.pk in skipped])
     return keep
@@ -269,6 +299,8 @@ class Recorder:
         self.pending: list[tuple[int, str]] = []
         self.sent = 0
         self.failed = 0
+        #: Errors that may pass (the gateway down or busy), as opposed to one copy refused.
+        self.transient = 0
 
     def sent_ok(self, delivery: Claimed, gateway_id: str) -> None:
         self.pending.append((delivery.pk, gateway_id))
@@ -303,6 +335,7 @@ class Recorder:
     def error(self, delivery: Claimed, error: GatewayError) -> None:
         self.flush()
         self.failed += 1
+        self.transient += error.retry
         now = timezone.now()
         mine = Delivery.objects.filter(
             pk=delivery.pk, status=Status.SENDING, claimed_by=self.worker
@@ -401,6 +434,8 @@ def send_emails(deliveries: list[Claimed], recorder: Recorder) -> str:
         return gateway_error.reason
     try:
         for delivery in deliveries:
+            if not in_lease(delivery):
+                continue
             email = email_for(delivery)
             try:
                 mail.send_messages([email])
@@ -430,6 +465,8 @@ def send_sms(deliveries: list[Claimed], recorder: Recorder, gateway: SmsGateway)
     last_error = ""
     try:
         for delivery in deliveries:
+            if not in_lease(delivery):
+                continue
             try:
                 gateway_id = gateway.send_sms(
                     to=delivery.to,
@@ -475,7 +512,10 @@ def _health(recorder: Recorder, last_error: str) -> None:
 
     if recorder.sent:
         gateway_health_record(recorder.gateway, ok=True)
-    if last_error:
+    # A copy refused for good (a mailbox that does not exist, a landline) is that recipient's
+    # problem, recorded on the copy: the gateway is failing when errors may pass, or when it
+    # took nothing at all.
+    if last_error and (recorder.transient or not recorder.sent):
         gateway_health_record(recorder.gateway, ok=False, error=last_error)
 
 
@@ -483,6 +523,8 @@ def _health(recorder: Recorder, last_error: str) -> None:
 
 
 _DONE = object()
+#: A sender's answer for a delivery it did not send because its lease had run out.
+LEASE_LOST = GatewayError("the lease ran out before it was sent", retry=True)
 
 
 def _sms_sender(
@@ -503,6 +545,9 @@ def _sms_sender(
                 delivery = work.get()
             if delivery is None:
                 break
+            if not in_lease(delivery):
+                chunk.append((delivery, "", LEASE_LOST))
+                continue
             try:
                 gateway_id = gateway.send_sms(
                     to=delivery.to,
@@ -577,6 +622,8 @@ def pipeline_sms(worker: str, *, deadline: float) -> int:
                 continue
             for delivery, gateway_id, error in chunk:
                 outstanding -= 1
+                if error is LEASE_LOST:
+                    continue  # not sent: the reaper returns it once the lease runs out
                 if error is None:
                     recorder.sent_ok(delivery, gateway_id)
                 else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F, Field, Sum
+from django.db.models import F, Field
 from django.utils import timezone
 
 from homelink.audit.services import audit_record
@@ -371,14 +371,14 @@ def message_cancel(*, message: Message, actor: Actor) -> int:
     label, actor_id = actor_parts(actor)
     now = timezone.now()
     with transaction.atomic():
+        # The deliveries first, then the message: the order a worker's claim takes them in
+        # (it notes a skipped copy's refund on the message), so the two never deadlock.
+        cancelled, refund = _cancel_queued(message.pk, now)
         locked = Message.objects.select_for_update().get(pk=message.pk)
         if locked.status == Message.Status.CANCELLED:
+            # Nothing is written: the transaction rolls back whatever was cancelled just now
+            # (a copy back in the queue, which the next claim cancels and refunds anyway).
             raise SendError("This message was already cancelled.")
-        pending = Delivery.objects.filter(message=locked, status=Delivery.Status.QUEUED)
-        refund = pending.filter(channel=Channel.SMS).aggregate(parts=Sum("parts"))["parts"] or 0
-        cancelled = pending.update(
-            status=Delivery.Status.CANCELLED, status_at=now, reason="cancelled by staff"
-        )
         if not cancelled:
             raise SendError("Everything in this message has been sent already.")
         if refund:
@@ -398,6 +398,33 @@ def message_cancel(*, message: Message, actor: Actor) -> int:
         )
     message.refresh_from_db()
     return cancelled
+
+
+def _cancel_queued(message_id: int, now: dt.datetime) -> tuple[int, int]:
+    """Cancel the message's copies no worker has taken: how many, and their SMS parts.
+
+    One ``UPDATE … RETURNING``, so the refund is exactly what this statement cancelled: a
+    worker's claim that commits meanwhile takes its copies out of the update (PostgreSQL
+    re-checks a row's status once the claim's lock is released), and they go, charged."""
+    quote = connection.ops.quote_name
+    status, channel, parts = (quote(_column(f)) for f in ("status", "channel", "parts"))
+    # Table and column names come from the model, never from input.
+    sql = (
+        f"UPDATE {quote(Delivery._meta.db_table)} SET {status} = %s, "  # noqa: S608
+        f"{quote(_column('status_at'))} = %s, {quote(_column('reason'))} = %s "
+        f"WHERE {quote(_column('message'))} = %s AND {status} = %s RETURNING {channel}, {parts}"
+    )
+    params = (
+        Delivery.Status.CANCELLED,
+        connection.ops.adapt_datetimefield_value(now),
+        "cancelled by staff",
+        message_id,
+        Delivery.Status.QUEUED,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return len(rows), sum(p for c, p in rows if c == Channel.SMS)
 
 
 def credits_add(*, school: School, amount: int, actor: Actor) -> int:

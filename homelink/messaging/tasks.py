@@ -3,9 +3,10 @@
 A send wakes :data:`chains` tasks per channel it uses. Each task drains its channel for up to a
 minute, then enqueues one follow-up for when there is next something to do (more due work, a
 retry's back-off, a scheduled send, or the end of another worker's lease, to reap it should that
-worker have died). So work never waits for a wake-up that is lost with a killed worker, and the
-number of tasks stays bounded by the number of wake-ups. ``homelink worker`` also recovers at
-start-up, for when every worker died at once.
+worker have died); a run that fails enqueues one for a little later. So work never waits for a
+wake-up that is lost with a killed worker or a failed run, and the number of tasks stays
+bounded by the number of wake-ups. ``homelink worker`` also recovers at start-up, for when
+every worker died at once.
 """
 
 from __future__ import annotations
@@ -27,9 +28,19 @@ def chains() -> int:
     return int(settings.HOMELINK_DELIVERY_CONCURRENCY)
 
 
+#: How long a chain waits after a run that failed (a lost connection, a lock timeout) before
+#: it tries again: long enough that a fault that stays does not spin the worker.
+RETRY_AFTER_ERROR = dt.timedelta(seconds=30)
+
+
 @task()
 def deliver(channel: str) -> int:
-    claimed = drain(channel)
+    try:
+        claimed = drain(channel)
+    except Exception:
+        # The chain goes on: ended here, the queue would wait for the next send or a restart.
+        deliver.using(run_after=timezone.now() + RETRY_AFTER_ERROR).enqueue(channel)
+        raise
     follow_up(channel)
     return claimed
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from homelink.messaging.gateways.base import scrub
@@ -78,6 +79,7 @@ def _delivery_id(request: HttpRequest) -> int | None:
 
 @csrf_exempt
 @require_POST
+@sensitive_post_parameters()  # numbers and texts stay out of error reports
 def twilio_status(request: HttpRequest) -> HttpResponse:
     if not twilio_request_valid(request):
         log.warning("twilio status callback refused: bad or missing signature")
@@ -106,6 +108,7 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
+@sensitive_post_parameters()  # numbers and texts stay out of error reports
 def twilio_inbound(request: HttpRequest) -> HttpResponse:
     if not twilio_request_valid(request):
         log.warning("twilio inbound SMS refused: bad or missing signature")
@@ -136,6 +139,7 @@ def _receipt_items(request: HttpRequest) -> list[object]:
 
 @csrf_exempt
 @require_POST
+@sensitive_post_parameters()  # numbers and texts stay out of error reports
 def sms_status(request: HttpRequest) -> HttpResponse:
     """Receipts for the generic HTTP gateway, named as ``HOMELINK_HTTP_SMS`` says."""
     config = http_sms_config()
