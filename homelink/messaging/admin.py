@@ -27,6 +27,10 @@ class ReadOnly(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting a message would take its deliveries and its credits' story with it.
+        return False
+
 
 @admin.register(Message)
 class MessageAdmin(ReadOnly):

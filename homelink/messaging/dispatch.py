@@ -277,9 +277,18 @@ def _refund(deliveries: list[Claimed]) -> None:
 
 
 def reap() -> int:
-    """Return deliveries whose worker's lease ran out to the queue (their worker died)."""
+    """Return deliveries whose worker's lease ran out to the queue (their worker died); one
+    whose every attempt ended that way fails, so a message that kills its worker (a gateway
+    bug it trips) cannot take the workers down for ever."""
     now = timezone.now()
-    returned = Delivery.objects.filter(status=Status.SENDING, lease_until__lt=now).update(
+    expired = Delivery.objects.filter(status=Status.SENDING, lease_until__lt=now)
+    expired.filter(attempts__gte=MAX_ATTEMPTS).update(
+        status=Status.FAILED,
+        reason=f"gave up after {MAX_ATTEMPTS} attempts: the worker stopped each time",
+        status_at=now,
+        lease_until=None,
+    )
+    returned = expired.update(
         status=Status.QUEUED, claimed_by="", lease_until=None, next_attempt_at=now
     )
     if returned:
@@ -316,7 +325,8 @@ class Recorder:
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         table = connection.ops.quote_name(Delivery._meta.db_table)
         mine = [(self.gateway, gid, now, now, pk, self.worker) for pk, gid in self.pending]
-        # A receipt may have arrived first and moved the row on: only the id is filled in then.
+        # A receipt may have arrived first and moved the row on: the time it went is filled in
+        # then, and the id unless the receipt brought it.
         theirs = [(self.gateway, gid, now, pk) for pk, gid in self.pending]
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(
@@ -326,8 +336,10 @@ class Recorder:
                 mine,
             )
             cursor.executemany(
-                f"UPDATE {table} SET gateway = %s, gateway_id = %s, sent_at = %s "  # noqa: S608
-                "WHERE id = %s AND gateway_id = '' AND status NOT IN ('queued', 'sending')",
+                f"UPDATE {table} SET gateway = %s, "  # noqa: S608
+                "gateway_id = CASE WHEN gateway_id = '' THEN %s ELSE gateway_id END, "
+                "sent_at = %s "
+                "WHERE id = %s AND sent_at IS NULL AND status NOT IN ('queued', 'sending')",
                 theirs,
             )
         self.pending = []

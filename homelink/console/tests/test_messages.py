@@ -6,11 +6,15 @@ one-time token, so a double click or a reposted form never sends twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import re
 
 import pytest
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
@@ -408,3 +412,26 @@ def test_a_time_the_clocks_skip_is_refused(sender, roll):
     response = sender.post(new_url(roll), draft(send_date=day.isoformat(), send_time="01:30"))
     assert response.status_code == 400
     assert "That time does not exist on that day" in response.content.decode()
+
+
+def test_console_posts_stay_out_of_error_reports(
+    rf: RequestFactory, school: School, sender_a: User
+) -> None:
+    """A crash while staff send a message must not mail its text, or the names and addresses
+    of a form, to the operators."""
+    from django.views.debug import SafeExceptionReporterFilter
+
+    from homelink.console.views_messages import message_new
+
+    request = rf.post(
+        f"/console/{school.urn}/messages/new/",
+        {"action": "preview", "sms_text": "Dear Mary, Amy was absent", "subject": "Absence"},
+    )
+    request.user = sender_a
+    request.session = SessionStore()
+    # Whether the page renders without middleware does not matter: only the marking does.
+    with contextlib.suppress(Exception):
+        message_new(request, urn=school.urn)
+    cleaned = SafeExceptionReporterFilter().get_post_parameters(request)
+    assert "Amy" not in str(cleaned)
+    assert "Absence" not in str(cleaned)

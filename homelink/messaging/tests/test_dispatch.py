@@ -279,3 +279,39 @@ def big_family(school: School) -> School:
     )
     school.refresh_from_db()
     return school
+
+
+def test_a_copy_that_stops_its_worker_every_time_is_given_up(family: School) -> None:
+    message = send(
+        family, mode="sms", audience=Audience(students="chosen", student_ids=(jo_jones(family),))
+    )
+    for _ in range(MAX_ATTEMPTS):
+        assert len(claim("sms", "dies")) == 1
+        Delivery.objects.update(lease_until=timezone.now() - dt.timedelta(seconds=1))
+        reap()
+    row = Delivery.objects.get(message=message)
+    assert row.status == Status.FAILED
+    assert "the worker stopped each time" in row.reason
+    assert claim("sms", "next") == []
+
+
+def test_a_receipt_before_the_record_keeps_its_status_and_gets_the_sent_time(
+    family: School,
+) -> None:
+    send(family, mode="sms")
+    taken = claim("sms", "w")
+    first = taken[0]
+    Delivery.objects.filter(pk=first.pk).update(status=Status.DELIVERED, gateway_id="SM1")
+    recorder = dispatch.Recorder("w", "twilio")
+    for delivery in taken:
+        recorder.sent_ok(delivery, f"SM{delivery.pk}" if delivery.pk != first.pk else "SM1")
+    recorder.flush()
+    row = Delivery.objects.get(pk=first.pk)
+    assert (row.status, row.gateway_id, row.gateway) == ("delivered", "SM1", "twilio")
+    assert row.sent_at is not None
+
+
+def jo_jones(school: School) -> int:
+    from homelink.register.models import Member
+
+    return Member.objects.get(school=school, mis_id="B1").pk
