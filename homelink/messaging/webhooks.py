@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from homelink.messaging.gateways.base import scrub
+from homelink.messaging.gateways.base import delivery_signature, scrub
 from homelink.messaging.gateways.http import dotted_get, http_sms_config
 from homelink.messaging.inbound import inbound_sms_receive
 from homelink.messaging.receipts import TWILIO_STATUS, receipt_record, twilio_reason
@@ -137,6 +137,22 @@ def _receipt_items(request: HttpRequest) -> list[object]:
     return [request.POST.dict()]
 
 
+def _receipt_allowed(request: HttpRequest, secret: str, delivery_id: int | None) -> bool:
+    """The provider's shared secret (a header, or ``?secret=`` for providers configured with one
+    fixed address), or the signature our per-message address carries for its one delivery."""
+    given = request.headers.get("X-Homelink-Secret", "") or request.GET.get("secret", "")
+    if given and hmac.compare_digest(given.encode(), secret.encode()):
+        return True
+    signature = request.GET.get("sig", "")
+    return (
+        delivery_id is not None
+        and bool(signature)
+        and hmac.compare_digest(
+            signature.encode(), delivery_signature(secret, delivery_id).encode()
+        )
+    )
+
+
 @csrf_exempt
 @require_POST
 @sensitive_post_parameters()  # numbers and texts stay out of error reports
@@ -144,12 +160,14 @@ def sms_status(request: HttpRequest) -> HttpResponse:
     """Receipts for the generic HTTP gateway, named as ``HOMELINK_HTTP_SMS`` says."""
     config = http_sms_config()
     secret = str(config["RECEIPT_SECRET"])
-    given = request.headers.get("X-Homelink-Secret", "") or request.GET.get("secret", "")
-    if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+    try:
+        delivery_id = _delivery_id(request)
+    except ValueError:
+        return HttpResponseBadRequest()
+    if not secret or not _receipt_allowed(request, secret, delivery_id):
         log.warning("SMS receipt refused: bad or missing secret")
         return HttpResponseForbidden()
     try:
-        delivery_id = _delivery_id(request)
         items = _receipt_items(request)
     except ValueError:
         return HttpResponseBadRequest()

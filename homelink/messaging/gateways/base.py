@@ -3,6 +3,8 @@ a fictional mobile (mis-formats.md §4) never leaves this machine."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import re
 import socket
@@ -93,6 +95,14 @@ def _hook_path(name: str) -> str:
     # Without the script prefix, as the webhook compares against ``request.path_info``: a
     # prefix the proxy adds is part of HOMELINK_PUBLIC_URL.
     return "/" + reverse(f"hooks:{name}")[len(get_script_prefix()) :]
+
+
+def delivery_signature(secret: str, delivery_id: int) -> str:
+    """The signature a per-message receipt address carries: it proves the address was ours for
+    that one delivery, so a leaked address (in a provider's or proxy's logs) cannot be used to
+    forge a receipt for any other delivery, as a shared secret in the URL could."""
+    mac = hmac.new(secret.encode(), f"receipt:{delivery_id}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
 
 
 def hook_base(name: str) -> str:

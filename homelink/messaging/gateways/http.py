@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from homelink.messaging.gateways.base import (
     GatewayError,
     delivery_id_from_key,
+    delivery_signature,
     hook_base,
     is_local_url,
     refuse_fictional,
@@ -143,10 +144,9 @@ class HttpGateway:
         # Worked out once per gateway (a batch), not per message: they cost a tenth of a send.
         self._local = is_local_url(self.url)
         self._callback = hook_base("sms_status")
-        # The secret rides in the URL: a provider that takes a URL per message seldom lets us
-        # add a header to its receipts, and it is the provider's secret anyway.
-        secret = self.config["RECEIPT_SECRET"]
-        self._secret = "&" + urlencode({"secret": secret}) if secret else ""
+        # A signature per delivery rides in its receipt address: many providers take an address
+        # per message and cannot add a header to what they send back.
+        self._receipt_secret = str(self.config["RECEIPT_SECRET"])
 
     @property
     def connections_opened(self) -> int:
@@ -176,7 +176,10 @@ class HttpGateway:
         if c["CALLBACK_FIELD"] and delivery_id is not None:
             # The secret rides in the URL: a provider that takes a URL per message seldom
             # lets us add a header to its receipts, and it is the provider's secret anyway.
-            fields[c["CALLBACK_FIELD"]] = f"{self._callback}?delivery={delivery_id}{self._secret}"
+            address = f"{self._callback}?delivery={delivery_id}"
+            if self._receipt_secret:
+                address += f"&sig={delivery_signature(self._receipt_secret, delivery_id)}"
+            fields[c["CALLBACK_FIELD"]] = address
         body, content_type = self._body(fields)
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         if c["AUTH_VALUE"]:

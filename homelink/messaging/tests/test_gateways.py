@@ -17,6 +17,7 @@ from homelink.messaging.gateways import sms_gateway
 from homelink.messaging.gateways.base import (
     GatewayError,
     delivery_id_from_key,
+    delivery_signature,
     is_local_url,
     refuse_fictional,
 )
@@ -177,7 +178,11 @@ def test_generic_posts_json_and_reads_the_id_from_the_answer(
     )
     assert taken.sender == "EXAMPLEACAD"
     assert taken.key == "homelink-0123abcd-7"
-    assert taken.callback == (f"{PUBLIC}/hooks/sms/status/?delivery=7&secret={fake.receipt_secret}")
+    # The address names the delivery and is signed for it alone: never the shared secret.
+    assert taken.callback == (
+        f"{PUBLIC}/hooks/sms/status/?delivery=7&sig={delivery_signature(fake.receipt_secret, 7)}"
+    )
+    assert fake.receipt_secret not in taken.callback
 
 
 def test_generic_form_format(fake: FakeSmsGateway, settings: Any) -> None:

@@ -455,3 +455,32 @@ def test_generic_round_trip_through_a_live_server(
     assert fake.send_http_receipt(gateway_id, "DELIVRD") == 204
     row.refresh_from_db()
     assert (row.status, row.gateway, row.gateway_id) == (S.DELIVERED, "http", gateway_id)
+
+
+def test_a_signed_receipt_address_works_for_its_delivery_only(
+    client: Client, school: School, settings: Any
+) -> None:
+    """The per-message address our gateway sends carries a signature for that delivery: a copy
+    of it (in a provider's logs) cannot move any other delivery."""
+    from homelink.messaging.gateways.base import delivery_signature
+
+    settings.HOMELINK_HTTP_SMS = {
+        "URL": "https://sms.example.org/send",
+        "RECEIPT_SECRET": SECRET,
+        "RECEIPT_ID_FIELD": "",
+        "RECEIPT_STATUS_FIELD": "status",
+        "STATUS_MAP": {"D": "delivered"},
+    }
+    mine = delivery(school, gateway="http", gateway_id="tl-1")
+    other = delivery(school, gateway="http", gateway_id="tl-2")
+    signature = delivery_signature(SECRET, mine.pk)
+    forged = client.post(
+        path_of(hook_url("sms_status", delivery=other.pk, sig=signature)), {"status": "D"}
+    )
+    assert forged.status_code == 403
+    assert status_of(other) == S.SENT
+    good = client.post(
+        path_of(hook_url("sms_status", delivery=mine.pk, sig=signature)), {"status": "D"}
+    )
+    assert good.status_code == 204
+    assert status_of(mine) == S.DELIVERED
