@@ -357,7 +357,8 @@ class SendForm(ComposeForm):
     confirmation a large send needs."""
 
     token = forms.CharField(max_length=64, widget=forms.HiddenInput)
-    confirmed_large = forms.BooleanField(required=False)
+    #: The count staff confirmed (the box's value): a send that has grown since asks again.
+    confirmed_large = forms.IntegerField(required=False, min_value=0)
 
 
 class CancelForm(AccessibleForm):

@@ -310,7 +310,7 @@ def _send_once(request: StaffRequest, form: SendForm, draft: Draft) -> _Outcome:
                 school=request.school,
                 draft=draft,
                 actor=request.user,
-                confirmed_large=form.cleaned_data["confirmed_large"],
+                confirmed_up_to=form.cleaned_data["confirmed_large"],
             )
         except (NeedsConfirmation, NotEnoughCredits) as error:
             return _Outcome("preview", error=error)

@@ -213,9 +213,14 @@ def message_send(
     draft: Draft,
     actor: Actor,
     confirmed_large: bool = False,
+    confirmed_up_to: int | None = None,
     via: str = "console",
 ) -> Message:
-    """Queue ``draft`` for delivery (or schedule it); see the module's docstring."""
+    """Queue ``draft`` for delivery (or schedule it); see the module's docstring.
+
+    A send over the school's threshold needs ``confirmed_large`` (any size: ``homelink send
+    --yes``) or ``confirmed_up_to``, the count staff were shown and confirmed: if the audience
+    has grown past it since, they are asked again."""
     now = timezone.now()
     send_at = _send_at(draft, now)
     label, actor_id = actor_parts(actor)
@@ -223,7 +228,10 @@ def message_send(
         preview, parts = _preview(school, draft)
         if not preview.total:
             raise SendError({"audience": "Nobody in this audience can be reached that way."})
-        if preview.needs_confirmation and not confirmed_large:
+        confirmed = confirmed_large or (
+            confirmed_up_to is not None and preview.total <= confirmed_up_to
+        )
+        if preview.needs_confirmation and not confirmed:
             raise NeedsConfirmation(preview.total, preview.threshold)
         if preview.credits:
             charged = School.objects.filter(pk=school.pk, sms_credits__gte=preview.credits).update(

@@ -273,8 +273,13 @@ def test_a_large_send_needs_the_second_confirmation(sender, roll):
     assert "confirm the large send" in response.content.decode()
     assert not Message.objects.exists()
     assert School.objects.get(pk=roll.pk).sms_credits == 1000
-    # The refused token was not used up: confirming sends.
-    response = send(sender, roll, token, confirmed_large="on")
+    # A confirmation of fewer than it now sends (the audience grew since) asks again.
+    response = send(sender, roll, token, confirmed_large="2")
+    assert response.status_code == 400
+    assert "confirm the large send" in response.content.decode()
+    assert not Message.objects.exists()
+    # The refused token was not used up: confirming the count shown sends.
+    response = send(sender, roll, token, confirmed_large="3")
     assert response.status_code == 302
     assert Message.objects.get().sms_count == 3
 

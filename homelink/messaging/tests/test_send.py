@@ -218,3 +218,12 @@ def test_the_queuing_is_a_handful_of_queries(
         message_send(
             school=family, draft=sms_draft(mode="both", subject="S", email_body="B"), actor="test"
         )
+
+
+def test_a_large_send_confirmed_for_fewer_than_it_now_reaches_asks_again(family: School) -> None:
+    School.objects.filter(pk=family.pk).update(large_send_threshold=2)
+    family.refresh_from_db()
+    with pytest.raises(NeedsConfirmation):
+        message_send(school=family, draft=sms_draft(), actor="test", confirmed_up_to=2)
+    message = message_send(school=family, draft=sms_draft(), actor="test", confirmed_up_to=3)
+    assert message.sms_count == 3
