@@ -330,7 +330,7 @@ def _sent_notice(message: Message) -> str:
     if message.sms_count:
         parts.append(f"{message.sms_count:,} SMS")
     what = f"{total:,} message{'s' if total != 1 else ''} ({' and '.join(parts)})"
-    if message.status == Message.Status.SCHEDULED:
+    if message.scheduled:
         when = timezone.localtime(message.send_at).strftime("%-d %b %Y at %H:%M")
         return f"Scheduled: {what} will be sent on {when}."
     return f"Sending: {what} queued. This page shows how delivery goes."

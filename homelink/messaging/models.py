@@ -12,6 +12,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from homelink.register.models import Adult, Member
 from homelink.schools.models import School
@@ -77,9 +78,9 @@ class Message(models.Model):
         EMAIL_ELSE_SMS = "email_else_sms", "email, else SMS"
 
     class Status(models.TextChoices):
-        SCHEDULED = "scheduled"
+        # Only what cannot be derived: whether it is scheduled follows from ``send_at``, and
+        # how far it has got from its deliveries (``selectors.message_state``).
         QUEUED = "queued"
-        DONE = "done"
         CANCELLED = "cancelled"
 
     school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="messages")
@@ -117,6 +118,11 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.pk}"
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether its time to go has not come yet (it can still be cancelled whole)."""
+        return self.status != self.Status.CANCELLED and self.send_at > timezone.now()
 
 
 class Status(models.TextChoices):

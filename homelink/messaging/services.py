@@ -26,7 +26,7 @@ from homelink.messaging.models import Channel, Delivery, Message, Template
 from homelink.messaging.sms import SmsSize, sms_size
 from homelink.schools.models import School
 
-#: A send this far ahead is *scheduled*: listed as such and cancellable before it starts.
+#: A chosen time this close to now counts as now (a form filled in over a minute boundary).
 SCHEDULE_SLACK = dt.timedelta(minutes=1)
 MAX_SMS_LENGTH = 918  # six GSM-7 parts: a school text longer than that is a mistake
 
@@ -251,11 +251,6 @@ def message_send(
             sms_text=draft.sms_text if draft.uses_sms else "",
             sms_sender=school.sms_sender,
             urgent=draft.urgent,
-            status=(
-                Message.Status.SCHEDULED
-                if send_at > now + SCHEDULE_SLACK
-                else Message.Status.QUEUED
-            ),
             send_at=send_at,
             sms_count=preview.sms_count,
             email_count=preview.email_count,
@@ -281,7 +276,7 @@ def message_send(
                 "email": message.email_count,
                 "credits": message.credits_charged,
                 "urgent": message.urgent,
-                "scheduled": message.status == Message.Status.SCHEDULED,
+                "scheduled": send_at > now + SCHEDULE_SLACK,
             },
         )
         message_id = message.pk

@@ -313,7 +313,7 @@ def test_a_scheduled_send_says_when_and_is_listed_as_scheduled(sender, roll):
     assert "Schedule for" in page
     send(sender, roll, token, **values)
     message = Message.objects.get()
-    assert message.status == Message.Status.SCHEDULED
+    assert message.scheduled
     assert timezone.localtime(message.send_at).strftime("%Y-%m-%d %H:%M") == (
         f"{when:%Y-%m-%d} 09:30"
     )

@@ -109,3 +109,11 @@ def test_credits_and_the_large_send_confirmation(family: School) -> None:
 def test_an_unknown_school_is_named(family: School) -> None:
     with pytest.raises(CommandError, match="999999"):
         call_command("send", "--school", "999999", "--text", "x")
+
+
+def test_a_scheduled_send_says_so(family: School) -> None:
+    figures = send(
+        "--audience", "prime", "--channel", "sms", "--text", "Hi", "--at", "2099-01-01T07:00"
+    )
+    assert figures["status"] == "scheduled"
+    assert Message.objects.get(pk=figures["message"]).scheduled

@@ -151,7 +151,7 @@ def test_an_audience_nobody_in_can_be_reached_is_refused(family: School) -> None
 def test_scheduled_sends_wait_and_past_times_are_refused(family: School) -> None:
     later = timezone.now() + dt.timedelta(hours=3)
     message = message_send(school=family, draft=sms_draft(send_at=later), actor="test")
-    assert message.status == Message.Status.SCHEDULED
+    assert message.scheduled
     assert set(Delivery.objects.values_list("next_attempt_at", flat=True)) == {later}
     with pytest.raises(SendError, match="passed"):
         message_send(

@@ -80,6 +80,12 @@ def _when(value: str | None) -> dt.datetime | None:
     return timezone.make_aware(when) if timezone.is_naive(when) else when
 
 
+def _state(message: Message | None) -> str:
+    if message is None:
+        return "dry run"
+    return "scheduled" if message.scheduled else "queued"
+
+
 def _errors(error: ValidationError) -> str:
     if hasattr(error, "message_dict"):
         return "; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())
@@ -139,7 +145,7 @@ class Command(BaseCommand):
     def _report(self, preview: Preview, message: Message | None, *, json_out: bool) -> None:
         figures = preview.as_json()
         figures["message"] = message.pk if message else None
-        figures["status"] = message.status if message else "dry run"
+        figures["status"] = _state(message)
         if json_out:
             self.stdout.write(json.dumps(figures))
             return
@@ -158,5 +164,5 @@ class Command(BaseCommand):
         if message is None:
             lines.append("dry run: nothing was sent")
         else:
-            lines.append(f"message {message.pk}: {message.status}")
+            lines.append(f"message {message.pk}: {_state(message)}")
         self.stdout.write("\n".join(lines))
