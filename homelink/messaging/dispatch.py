@@ -50,7 +50,8 @@ from django.utils import timezone
 
 from homelink.messaging import merge
 from homelink.messaging.gateways import GatewayError, SmsGateway, sms_gateway, sms_gateway_class
-from homelink.messaging.models import Channel, Delivery, Message, SmsBlock
+from homelink.messaging.health import gateway_health_record
+from homelink.messaging.models import Channel, Delivery, Message, SmsBlock, idempotency_key
 from homelink.register.models import Adult, Member
 from homelink.schools.models import School
 
@@ -136,7 +137,7 @@ class Claimed:
 
     @property
     def idempotency_key(self) -> str:
-        return f"homelink-{self.message.key}-{self.id}"
+        return idempotency_key(self.message.key, self.id)
 
 
 def _claim_sql() -> str:
@@ -473,24 +474,37 @@ def _close_quietly(mail: object) -> None:
         mail.close()  # type: ignore[attr-defined]
 
 
+def send_one_sms(gateway: SmsGateway, delivery: Claimed) -> tuple[str, GatewayError | None]:
+    """Send one copy: the gateway's id, or the error to record (never an exception, so that a
+    bug in a gateway cannot strand the rest of a batch)."""
+    try:
+        gateway_id = gateway.send_sms(
+            to=delivery.to,
+            text=render_for(delivery.message.sms_text, delivery),
+            sender=delivery.message.sms_sender,
+            key=delivery.idempotency_key,
+        )
+    except GatewayError as error:
+        return "", error
+    except Exception as error:
+        logger.exception("SMS gateway raised %s", type(error).__name__)
+        return "", GatewayError(type(error).__name__, retry=True)
+    return gateway_id, None
+
+
 def send_sms(deliveries: list[Claimed], recorder: Recorder, gateway: SmsGateway) -> str:
+    """Send in this thread (a gateway that writes the database itself: the local outbox)."""
     last_error = ""
     try:
         for delivery in deliveries:
             if not in_lease(delivery):
                 continue
-            try:
-                gateway_id = gateway.send_sms(
-                    to=delivery.to,
-                    text=render_for(delivery.message.sms_text, delivery),
-                    sender=delivery.message.sms_sender,
-                    key=delivery.idempotency_key,
-                )
-            except GatewayError as error:
+            gateway_id, error = send_one_sms(gateway, delivery)
+            if error is not None:
                 last_error = error.reason
                 recorder.error(delivery, error)
-                continue
-            recorder.sent_ok(delivery, gateway_id)
+            else:
+                recorder.sent_ok(delivery, gateway_id)
     finally:
         recorder.flush()
         gateway.close()
@@ -520,8 +534,6 @@ def deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> Bat
 
 
 def _health(recorder: Recorder, last_error: str) -> None:
-    from homelink.messaging.health import gateway_health_record
-
     if recorder.sent:
         gateway_health_record(recorder.gateway, ok=True)
     # A copy refused for good (a mailbox that does not exist, a landline) is that recipient's
@@ -560,19 +572,7 @@ def _sms_sender(
             if not in_lease(delivery):
                 chunk.append((delivery, "", LEASE_LOST))
                 continue
-            try:
-                gateway_id = gateway.send_sms(
-                    to=delivery.to,
-                    text=render_for(delivery.message.sms_text, delivery),
-                    sender=delivery.message.sms_sender,
-                    key=delivery.idempotency_key,
-                )
-                chunk.append((delivery, gateway_id, None))
-            except GatewayError as error:
-                chunk.append((delivery, "", error))
-            except Exception as error:  # a bug in a gateway must not strand the batch
-                logger.exception("SMS gateway raised %s", type(error).__name__)
-                chunk.append((delivery, "", GatewayError(type(error).__name__, retry=True)))
+            chunk.append((delivery, *send_one_sms(gateway, delivery)))
             if len(chunk) >= RESULTS_CHUNK:
                 results.put(chunk)
                 chunk = []

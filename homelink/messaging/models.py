@@ -211,8 +211,14 @@ class Delivery(models.Model):
 
     @property
     def idempotency_key(self) -> str:
-        # The message's random key keeps keys unique across installs sharing one provider.
-        return f"homelink-{self.message.key}-{self.pk}"
+        return idempotency_key(self.message.key, self.pk)
+
+
+def idempotency_key(message_key: str, delivery_id: int) -> str:
+    """What a gateway passes on so that a repeated send is a no-op at the provider. The
+    message's random key keeps keys unique across installs sharing one provider; the gateways
+    read the delivery's id back out of it (``gateways.base.delivery_id_from_key``)."""
+    return f"homelink-{message_key}-{delivery_id}"
 
 
 class SmsBlock(models.Model):
