@@ -53,7 +53,6 @@ from homelink.messaging.services import (
     message_cancel,
     message_preview,
     message_send,
-    render_sms,
     template_delete,
     template_save,
 )
@@ -208,11 +207,7 @@ def _examples(draft: Draft, preview: Preview, request: StaffRequest) -> list[Exa
     examples = []
     for copy in preview.resolved.copies[:EXAMPLES]:
         fields = {"name": copy.name, "children": copy.children, "school": school.name}
-        sms = (
-            render_sms(draft.sms_text, copy.name, copy.children, school)
-            if copy.channel == Channel.SMS
-            else ""
-        )
+        sms = merge.render(draft.sms_text, **fields) if copy.channel == Channel.SMS else ""
         examples.append(
             Example(
                 copy=copy,

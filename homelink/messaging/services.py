@@ -119,10 +119,6 @@ class Preview:
         }
 
 
-def render_sms(text: str, copy_name: str, children: str, school: School) -> str:
-    return merge.render(text, name=copy_name, children=children, school=school.name)
-
-
 def _check(draft: Draft) -> None:
     errors: dict[str, str] = {}
     if draft.uses_sms:
@@ -147,15 +143,16 @@ def _check(draft: Draft) -> None:
         raise SendError(errors)
 
 
-def _parts(copies: list[Copy], draft: Draft, school: School) -> list[int]:
-    """Parts of each SMS copy, rendered as it will be sent."""
+def _sizes(copies: list[Copy], draft: Draft, school: School) -> list[SmsSize | None]:
+    """Each copy's SMS as it will be sent (None for an email copy): rendered once each, for
+    both its parts and whether a name forced UCS-2."""
     if not merge.uses_fields(draft.sms_text):
-        parts = sms_size(draft.sms_text).parts
-        return [parts if c.channel == Channel.SMS else 0 for c in copies]
+        size = sms_size(draft.sms_text)
+        return [size if c.channel == Channel.SMS else None for c in copies]
     return [
-        sms_size(render_sms(draft.sms_text, c.name, c.children, school)).parts
+        sms_size(merge.render(draft.sms_text, name=c.name, children=c.children, school=school.name))
         if c.channel == Channel.SMS
-        else 0
+        else None
         for c in copies
     ]
 
@@ -166,17 +163,13 @@ def _preview(school: School, draft: Draft) -> tuple[Preview, list[int]]:
         resolved = resolve(school, draft.audience, draft.mode)
     except AudienceError as error:
         raise SendError({"audience": str(error)}) from error
-    parts = _parts(resolved.copies, draft, school)
-    sms_parts = [p for p, c in zip(parts, resolved.copies, strict=True) if c.channel == Channel.SMS]
+    sizes = _sizes(resolved.copies, draft, school)
+    sms_sizes = [size for size in sizes if size is not None]
+    sms_parts = [size.parts for size in sms_sizes]
     text_size = sms_size(draft.sms_text) if draft.uses_sms else sms_size("")
     ucs2_by_names = 0
-    if draft.uses_sms and text_size.encoding == "GSM-7" and merge.uses_fields(draft.sms_text):
-        ucs2_by_names = sum(
-            1
-            for c in resolved.copies
-            if c.channel == Channel.SMS
-            and sms_size(render_sms(draft.sms_text, c.name, c.children, school)).encoding == "UCS-2"
-        )
+    if text_size.encoding == "GSM-7":
+        ucs2_by_names = sum(1 for size in sms_sizes if size.encoding == "UCS-2")
     preview = Preview(
         resolved=resolved,
         sms_count=len(sms_parts),
@@ -189,7 +182,7 @@ def _preview(school: School, draft: Draft) -> tuple[Preview, list[int]]:
         credits_available=school.sms_credits,
         threshold=school.large_send_threshold,
     )
-    return preview, parts
+    return preview, [size.parts if size is not None else 0 for size in sizes]
 
 
 def message_preview(*, school: School, draft: Draft) -> Preview:
