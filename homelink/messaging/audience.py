@@ -242,9 +242,11 @@ def _adult_person(row: tuple[Any, ...], blocked: set[str]) -> Person:
 
 
 def _parents(
-    school: School, audience: Audience, students: dict[int, tuple[str, str, str, str]]
+    school: School,
+    audience: Audience,
+    students: dict[int, tuple[str, str, str, str]],
+    blocked: set[str],
 ) -> tuple[list[Person], dict[int, list[Person]]]:
-    blocked = blocked_numbers(school)
     links = Link.objects.filter(school=school, adult__opted_out=False, adult__held=False)
     if audience.students != "all":
         links = links.filter(student_id__in=list(students))
@@ -290,8 +292,7 @@ def _member_person(row: tuple[Any, ...], blocked: set[str]) -> Person:
 _MEMBER_FIELDS = ("pk", "forename", "surname", "email", "mobile")
 
 
-def _staff(school: School, audience: Audience) -> list[Person]:
-    blocked = blocked_numbers(school)
+def _staff(school: School, audience: Audience, blocked: set[str]) -> list[Person]:
     members = Member.objects.filter(
         school=school, kind=Member.Kind.ADULT, status=Member.Status.CURRENT, opted_out=False
     )
@@ -301,9 +302,10 @@ def _staff(school: School, audience: Audience) -> list[Person]:
     return [_member_person(row, blocked) for row in rows]
 
 
-def _individuals(school: School, audience: Audience) -> tuple[list[Person], list[Unreachable]]:
+def _individuals(
+    school: School, audience: Audience, blocked: set[str]
+) -> tuple[list[Person], list[Unreachable]]:
     """Chosen people; those the register will not let us message are listed as unreachable."""
-    blocked = blocked_numbers(school)
     people: list[Person] = []
     excluded: list[Unreachable] = []
     adults = Adult.objects.filter(school=school, pk__in=audience.adult_ids)
@@ -313,16 +315,20 @@ def _individuals(school: School, audience: Audience) -> tuple[list[Person], list
             name = _full_name(adult.forename, adult.surname)
             excluded.append(Unreachable(None, adult.pk, name, "", "", why))
             continue
-        person = _adult_person(tuple(getattr(adult, f) for f in _ADULT_FIELDS), blocked)
-        children = (
-            Member.objects.filter(
-                links__adult=adult, status=Member.Status.CURRENT, kind=Member.Kind.STUDENT
-            )
-            .order_by("forename")
-            .values_list("forename", flat=True)
+        people.append(_adult_person(tuple(getattr(adult, f) for f in _ADULT_FIELDS), blocked))
+    # Their current children, for {children}: one query for everyone chosen.
+    children = (
+        Link.objects.filter(
+            adult_id__in=[p.adult_id for p in people],
+            student__kind=Member.Kind.STUDENT,
+            student__status=Member.Status.CURRENT,
         )
-        person.children = list(children)
-        people.append(person)
+        .order_by("student__forename", "student_id")
+        .values_list("adult_id", "student__forename")
+    )
+    by_adult = {p.adult_id: p for p in people}
+    for adult_id, forename in children:
+        by_adult[adult_id].children.append(forename)
     members = Member.objects.filter(
         school=school, pk__in=audience.member_ids, kind=Member.Kind.ADULT
     ).order_by("surname", "forename", "pk")
@@ -389,30 +395,30 @@ def _why_person(mode: str) -> str:
     }.get(mode, "no email address or mobile that can take this")
 
 
+def _unreached(people: list[Person], reached: set[int], mode: str) -> list[Unreachable]:
+    """Chosen people (not students) whom no copy reaches."""
+    return [
+        Unreachable(p.member_id, p.adult_id, p.name, "", "", _why_person(mode))
+        for p in people
+        if id(p) not in reached
+    ]
+
+
 def resolve(school: School, audience: Audience, mode: str) -> Resolved:
     if mode not in Mode.values:
         raise AudienceError(f"Unknown channel {mode!r}.")
+    blocked = blocked_numbers(school)
     if audience.who == "staff":
-        people = _staff(school, audience)
+        people = _staff(school, audience, blocked)
         copies, reached = _copies(people, mode)
-        unreachable = [
-            Unreachable(p.member_id, None, p.name, "", "", _why_person(mode))
-            for p in people
-            if id(p) not in reached
-        ]
-        return Resolved(copies, unreachable, len(people), 0)
+        return Resolved(copies, _unreached(people, reached, mode), len(people), 0)
     if audience.who == "individuals":
-        people, excluded = _individuals(school, audience)
+        people, excluded = _individuals(school, audience, blocked)
         copies, reached = _copies(people, mode)
-        unreachable = excluded + [
-            Unreachable(p.member_id, p.adult_id, p.name, "", "", _why_person(mode))
-            for p in people
-            if id(p) not in reached
-        ]
-        return Resolved(copies, unreachable, len(people), 0)
+        return Resolved(copies, excluded + _unreached(people, reached, mode), len(people), 0)
     students = _students(school, audience)
-    people, by_student = _parents(school, audience, students)
-    staff = _staff(school, audience) if audience.roles else []
+    people, by_student = _parents(school, audience, students, blocked)
+    staff = _staff(school, audience, blocked) if audience.roles else []
     # Staff after parents: a member of staff who is also a parent shares the parent's copy.
     copies, reached = _copies([*people, *staff], mode)
     unreachable = []
@@ -429,9 +435,5 @@ def resolve(school: School, audience: Audience, mode: str) -> Resolved:
                     _why(linked, mode),
                 )
             )
-    unreachable += [
-        Unreachable(p.member_id, None, p.name, "", "", _why_person(mode))
-        for p in staff
-        if id(p) not in reached
-    ]
+    unreachable += _unreached(staff, reached, mode)
     return Resolved(copies, unreachable, len(people) + len(staff), len(students))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from homelink.messaging.audience import Audience, AudienceError, resolve
@@ -138,3 +140,14 @@ def test_a_bad_audience_is_refused() -> None:
         Audience(who="individuals")
     with pytest.raises(AudienceError):
         Audience(who="staff", roles=("student",))
+
+
+def test_chosen_people_cost_the_same_queries_however_many(
+    family: School, django_assert_max_num_queries: Any
+) -> None:
+    """Each chosen parent's children come from one query for all of them, not one each."""
+    adults = tuple(Adult.objects.filter(school=family).values_list("pk", flat=True))
+    with django_assert_max_num_queries(4):
+        resolved = resolve(family, Audience(who="individuals", adult_ids=adults), "email")
+    mary = next(c for c in resolved.copies if c.to == "mary@example.org")
+    assert mary.children == "Amy, Ben and Cara"
