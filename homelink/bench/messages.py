@@ -357,33 +357,13 @@ def _snow_child(size: int) -> dict[str, float]:
     import django
 
     django.setup()
-    from homelink.bench.world import parents_school
+    from homelink.bench.world import parents_school, start_worker
     from homelink.messaging.audience import Audience
     from homelink.messaging.models import Delivery
     from homelink.messaging.services import Draft, message_send
 
     school = parents_school("900002", size)
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "homelink.cli",
-                "worker",
-                "--queue-name",
-                "*",
-                "--no-startup-delay",
-                "--no-reload",
-                "--interval",
-                "0.1",
-                "--verbosity",
-                "0",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(SNOW_WORKERS)
-    ]
+    workers = [start_worker(interval=0.1) for _ in range(SNOW_WORKERS)]
     try:
         time.sleep(2)  # the workers are up and idle before the clock starts
         started = time.perf_counter()

@@ -1,5 +1,6 @@
-"""A school whose register holds ``adults`` reachable parents, written straight into the tables:
-for the messaging benchmark and the crash test, which measure sending, not importing.
+"""A school whose register holds ``adults`` reachable parents, written straight into the tables,
+and workers to send to them: for the messaging benchmark and the crash test, which measure
+sending, not importing.
 
 Two parents per student, the first prime; each parent has their own fictional mobile
 (mis-formats.md §4: ``+447700900000`` onwards, so at most 100,000) and an example.org address.
@@ -7,12 +8,42 @@ Two parents per student, the first prime; each parent has their own fictional mo
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from django.db import connection
 
 from homelink.register.models import Adult, Link, Member
 from homelink.schools.models import School
 
 MAX_ADULTS = 100_000
+
+
+def start_worker(
+    env: dict[str, str] | None = None, *, interval: float = 0.2
+) -> subprocess.Popen[bytes]:
+    """A ``homelink worker`` process, quiet, serving every queue, as deployed."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "homelink.cli",
+            "worker",
+            "--queue-name",
+            "*",
+            "--no-startup-delay",
+            "--no-reload",
+            "--interval",
+            str(interval),
+            "--verbosity",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 BATCH = 2_000
 
 

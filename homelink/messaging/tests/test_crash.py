@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from homelink.bench.world import parents_school
+from homelink.bench.world import parents_school, start_worker
 from homelink.messaging.audience import Audience
 from homelink.messaging.dispatch import crash_window
 from homelink.messaging.fakes import FakeSmsGateway
@@ -74,27 +73,7 @@ class Workers:
         self.kills = 0
 
     def start(self) -> None:
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "homelink.cli",
-                    "worker",
-                    "--queue-name",
-                    "*",
-                    "--no-startup-delay",
-                    "--no-reload",
-                    "--interval",
-                    "0.2",
-                    "--verbosity",
-                    "0",
-                ],
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
+        self.procs.append(start_worker(self.env))
 
     def kill_one(self) -> None:
         victim = self.procs.pop(random.randrange(len(self.procs)))
