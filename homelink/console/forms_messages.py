@@ -65,6 +65,26 @@ def _checkboxes(label: str, **kwargs: Any) -> forms.MultipleChoiceField:
     )
 
 
+def _subject_field() -> forms.CharField:
+    return forms.CharField(label="Email subject", required=False, max_length=200)
+
+
+def _email_body_field() -> forms.CharField:
+    return forms.CharField(
+        label="Email text", required=False, max_length=50_000, widget=forms.Textarea
+    )
+
+
+def _sms_text_field(**kwargs: Any) -> forms.CharField:
+    return forms.CharField(
+        label="SMS text",
+        required=False,
+        max_length=MAX_SMS_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        **kwargs,
+    )
+
+
 def _student_label(student: Member) -> str:
     where = ", ".join(
         p for p in (f"year {student.year}" if student.year else "", student.reg_group) if p
@@ -115,15 +135,9 @@ class ComposeForm(AccessibleForm):
     )
     person_q = forms.CharField(label="Find people by name or email", required=False, max_length=100)
     people = _checkboxes("Chosen people")
-    subject = forms.CharField(label="Email subject", required=False, max_length=200)
-    email_body = forms.CharField(
-        label="Email text", required=False, max_length=50_000, widget=forms.Textarea
-    )
-    sms_text = forms.CharField(
-        label="SMS text",
-        required=False,
-        max_length=MAX_SMS_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 4}),
+    subject = _subject_field()
+    email_body = _email_body_field()
+    sms_text = _sms_text_field(
         help_text=(
             "160 characters make one SMS; longer texts take 153 per part. Curly quotes, emoji "
             "and some accented letters make it 70 per part."
@@ -378,16 +392,9 @@ class DeliveryFilterForm(forms.Form):
 
 class TemplateForm(AccessibleForm):
     name = forms.CharField(label="Name", max_length=100)
-    subject = forms.CharField(label="Email subject", required=False, max_length=200)
-    email_body = forms.CharField(
-        label="Email text", required=False, max_length=50_000, widget=forms.Textarea
-    )
-    sms_text = forms.CharField(
-        label="SMS text",
-        required=False,
-        max_length=MAX_SMS_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 4}),
-    )
+    subject = _subject_field()
+    email_body = _email_body_field()
+    sms_text = _sms_text_field()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
@@ -71,15 +71,19 @@ def twilio_request_valid(request: HttpRequest) -> bool:
     )
 
 
+def webhook(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """What every provider-facing view is: POST only, no CSRF token (the provider proves itself
+    by a signature or a secret instead), and its numbers and texts kept out of error reports."""
+    return csrf_exempt(require_POST(sensitive_post_parameters()(view)))
+
+
 def _delivery_id(request: HttpRequest) -> int | None:
     """The delivery the callback URL names (``?delivery=``); ValueError if it is not a number."""
     raw = request.GET.get("delivery", "")
     return int(raw) if raw else None
 
 
-@csrf_exempt
-@require_POST
-@sensitive_post_parameters()  # numbers and texts stay out of error reports
+@webhook
 def twilio_status(request: HttpRequest) -> HttpResponse:
     if not twilio_request_valid(request):
         log.warning("twilio status callback refused: bad or missing signature")
@@ -106,9 +110,7 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=204)
 
 
-@csrf_exempt
-@require_POST
-@sensitive_post_parameters()  # numbers and texts stay out of error reports
+@webhook
 def twilio_inbound(request: HttpRequest) -> HttpResponse:
     if not twilio_request_valid(request):
         log.warning("twilio inbound SMS refused: bad or missing signature")
@@ -153,9 +155,7 @@ def _receipt_allowed(request: HttpRequest, secret: str, delivery_id: int | None)
     )
 
 
-@csrf_exempt
-@require_POST
-@sensitive_post_parameters()  # numbers and texts stay out of error reports
+@webhook
 def sms_status(request: HttpRequest) -> HttpResponse:
     """Receipts for the generic HTTP gateway, named as ``HOMELINK_HTTP_SMS`` says."""
     config = http_sms_config()
