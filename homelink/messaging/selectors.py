@@ -38,7 +38,6 @@ PROGRESS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("failed", "Failed", (Status.FAILED, Status.BOUNCED)),
     ("cancelled", "Not sent", (Status.CANCELLED, Status.SKIPPED)),
 )
-_PROGRESS_OF = {status: key for key, _label, statuses in PROGRESS for status in statuses}
 
 #: Delivery is "stalled" when work has been due this long and no worker sent or failed
 #: anything meanwhile.
@@ -54,36 +53,34 @@ PARENT_MESSAGES_LIMIT = 100
 
 @dataclass
 class Progress:
-    """How far a message's deliveries have got, as staff read it."""
+    """How far a message's deliveries have got: counted by delivery status, read by the
+    groups staff see (:data:`PROGRESS`)."""
 
-    counts: dict[str, int] = field(default_factory=dict)
-    #: The same, by each delivery status (``queued`` apart from ``sending``: only queued
-    #: copies can still be cancelled).
     by_status: dict[str, int] = field(default_factory=dict)
+
+    def count(self, key: str) -> int:
+        """Copies in one of :data:`PROGRESS`'s groups."""
+        return sum(self.by_status.get(status, 0) for status in progress_statuses(key))
 
     @property
     def queued(self) -> int:
-        return self.counts.get("queued", 0)
+        return self.count("queued")
 
     @property
     def sent(self) -> int:
-        return self.counts.get("sent", 0)
+        return self.count("sent")
 
     @property
     def delivered(self) -> int:
-        return self.counts.get("delivered", 0)
+        return self.count("delivered")
 
     @property
     def failed(self) -> int:
-        return self.counts.get("failed", 0)
-
-    @property
-    def cancelled(self) -> int:
-        return self.counts.get("cancelled", 0)
+        return self.count("failed")
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        return sum(self.by_status.values())
 
     @property
     def cancellable(self) -> int:
@@ -97,8 +94,8 @@ class Progress:
             ProgressRow(
                 key=key,
                 label=label,
-                count=self.counts.get(key, 0),
-                percent=round(100 * self.counts.get(key, 0) / total) if total else 0,
+                count=self.count(key),
+                percent=round(100 * self.count(key) / total) if total else 0,
             )
             for key, label, _statuses in PROGRESS
         ]
@@ -133,10 +130,7 @@ def progress_of(message_ids: Iterable[int]) -> dict[int, Progress]:
         .order_by()
     )
     for message_id, status, n in rows:
-        progress = found[message_id]
-        key = _PROGRESS_OF.get(status, "queued")
-        progress.counts[key] = progress.counts.get(key, 0) + n
-        progress.by_status[status] = progress.by_status.get(status, 0) + n
+        found[message_id].by_status[status] = n
     return found
 
 
