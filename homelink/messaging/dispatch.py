@@ -308,7 +308,6 @@ class Recorder:
         self.gateway = gateway
         self.pending: list[tuple[int, str]] = []
         self.sent = 0
-        self.failed = 0
         #: Errors that may pass (the gateway down or busy), as opposed to one copy refused.
         self.transient = 0
 
@@ -347,7 +346,6 @@ class Recorder:
 
     def error(self, delivery: Claimed, error: GatewayError) -> None:
         self.flush()
-        self.failed += 1
         self.transient += error.retry
         now = timezone.now()
         mine = Delivery.objects.filter(
@@ -511,17 +509,11 @@ def send_sms(deliveries: list[Claimed], recorder: Recorder, gateway: SmsGateway)
     return last_error
 
 
-@dataclass
-class BatchResult:
-    claimed: int
-    sent: int
-    failed: int
-
-
-def deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> BatchResult:
+def deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> int:
+    """Claim, send and record one batch in this thread; returns how many were claimed."""
     deliveries = claim(channel, worker, limit=limit)
     if not deliveries:
-        return BatchResult(0, 0, 0)
+        return 0
     if channel == Channel.EMAIL:
         recorder = Recorder(worker, "email")
         last_error = send_emails(deliveries, recorder)
@@ -530,7 +522,7 @@ def deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> Bat
         recorder = Recorder(worker, gateway.name)
         last_error = send_sms(deliveries, recorder, gateway)
     _health(recorder, last_error)
-    return BatchResult(len(deliveries), recorder.sent, recorder.failed)
+    return len(deliveries)
 
 
 def _health(recorder: Recorder, last_error: str) -> None:
@@ -666,10 +658,10 @@ def drain(channel: str, *, seconds: float = 60.0, worker: str | None = None) -> 
         return pipeline_sms(worker, deadline=deadline)
     claimed = 0
     while time.monotonic() < deadline:
-        result = deliver_batch(channel, worker)
-        if not result.claimed:
+        taken = deliver_batch(channel, worker)
+        if not taken:
             break
-        claimed += result.claimed
+        claimed += taken
     return claimed
 
 
