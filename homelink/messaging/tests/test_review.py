@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import threading
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from django_tasks_db.models import DBTaskResult
 from homelink.mail_testing import Mailbox
 from homelink.messaging import webhooks
 from homelink.messaging.audience import Audience
-from homelink.messaging.dispatch import Recorder, claim, drain
+from homelink.messaging.dispatch import Recorder, claim, deliver_batch, drain
 from homelink.messaging.dispatch import send_sms as send_sms_batch
 from homelink.messaging.gateways import GatewayError
 from homelink.messaging.gateways.outbox import OutboxGateway
@@ -244,14 +245,32 @@ def test_a_delivery_task_that_fails_still_leaves_a_follow_up(family: School, set
     assert follow_up.run_after > timezone.now()
 
 
-def test_a_mail_server_that_stops_answering_cannot_hang_a_worker_for_ever() -> None:
-    """Django's SMTP connection waits for ever by default: a relay that stops answering mid-batch
-    (a firewall dropping packets) would hold the worker, and every other task it should run,
-    until someone restarts it. The outbox's own HTTP gateways give up after 15 s."""
+def test_a_mail_server_that_stops_answering_cannot_hang_a_worker_for_ever(
+    family: School, settings: Any
+) -> None:
+    """Django's SMTP connection waits for ever unless told otherwise: a relay that accepts the
+    connection and then says nothing (a firewall dropping packets) would hold the worker, and
+    every other task it should run, until someone restarts it. With the configured timeout the
+    batch comes back as a retryable error instead."""
     from django.core.mail.backends.smtp import EmailBackend
 
-    mail = EmailBackend()
-    assert mail.timeout is not None and 0 < mail.timeout <= 60
+    assert EmailBackend().timeout is not None  # the setting reaches the backend
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", silent.getsockname()[1]
+        settings.EMAIL_TIMEOUT = 1
+        message = message_send(
+            school=family,
+            draft=Draft(mode="email", audience=Audience(), subject="S", email_body="B"),
+            actor="test",
+        )
+        started = time.monotonic()
+        assert deliver_batch("email", "w") == 3
+        assert time.monotonic() - started < 10
+    rows = Delivery.objects.filter(message=message)
+    assert {(d.status, d.attempts) for d in rows} == {(Delivery.Status.QUEUED, 1)}
 
 
 # --- the dashboard's gateway health --------------------------------------------------------------
