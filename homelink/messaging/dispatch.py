@@ -224,7 +224,12 @@ def _drop_unwanted(claimed: list[Claimed], now: dt.datetime) -> list[Claimed]:
         Member.objects.filter(pk__in=member_ids, opted_out=True).values_list("pk", flat=True)
     )
     numbers = {d.to for d in claimed if d.channel == Channel.SMS}
-    blocked = set(SmsBlock.objects.filter(number__in=numbers).values_list("school_id", "number"))
+    # By school and number: the order of the unique index that serves the lookup.
+    blocked = set(
+        SmsBlock.objects.filter(
+            school_id__in={d.school_id for d in claimed}, number__in=numbers
+        ).values_list("school_id", "number")
+    )
 
     def unwanted(d: Claimed) -> str:
         if d.message.status == Message.Status.CANCELLED:
