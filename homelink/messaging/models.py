@@ -203,7 +203,8 @@ class Delivery(models.Model):
             ),
             models.Index(fields=["message", "status"], name="delivery_message_status"),
             models.Index(fields=["gateway_id"], name="delivery_gateway_id"),
-            models.Index(fields=["school", "channel", "to"], name="delivery_to"),
+            # An inbound text finds what was sent to its number, whichever school sent it.
+            models.Index(fields=["to", "channel"], name="delivery_to"),
         ]
 
     def __str__(self) -> str:
