@@ -78,7 +78,7 @@ pg-up:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy homelink
+	HOMELINK_DEV=1 $(BIN)/mypy homelink
 
 format: install
 	$(BIN)/ruff format .

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import (
         Browser,
         BrowserContext,
+        ConsoleMessage,
         Locator,
         Page,
         Playwright,
@@ -160,6 +161,8 @@ class _Watch:
 
     script_errors: list[str] = field(default_factory=list)
     failed_resources: list[str] = field(default_factory=list)
+    #: What the Content-Security-Policy blocked: an inline script or style, another origin.
+    policy_violations: list[str] = field(default_factory=list)
 
 
 _watches: weakref.WeakKeyDictionary[Page, _Watch] = weakref.WeakKeyDictionary()
@@ -169,6 +172,13 @@ def _watch(page: Page) -> Page:
     watch = _Watch()
     _watches[page] = watch
     page.on("pageerror", lambda error: watch.script_errors.append(f"{page.url}: {error}"))
+
+    def on_console(message: ConsoleMessage) -> None:
+        # Chromium reports each blocked script, style or resource as a console error.
+        if message.type == "error" and "Content Security Policy" in message.text:
+            watch.policy_violations.append(f"{page.url}: {message.text}")
+
+    page.on("console", on_console)
 
     def on_response(response: Response) -> None:
         kind = response.request.resource_type
@@ -365,11 +375,12 @@ def assert_styles_loaded(page: Page) -> None:
 
 
 def assert_no_page_errors(page: Page) -> None:
-    """No uncaught script error and no failed stylesheet, script, image or font so far."""
+    """No uncaught script error, no failed stylesheet, script, image or font, and nothing the
+    Content-Security-Policy blocked, so far."""
     watch = _watches.get(page)
     if watch is None:
         return
-    problems = watch.script_errors + watch.failed_resources
+    problems = watch.script_errors + watch.failed_resources + watch.policy_violations
     assert not problems, "the browser reported:\n" + "\n".join(problems)
 
 

@@ -14,6 +14,11 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv if argv is None else argv)
     if len(args) > 1:
         args[1] = ALIASES.get(args[1], args[1])
+    if len(args) > 1 and args[1] == "demo":
+        # The demo is for trying homelink on one machine: its outbox, development key and plain
+        # http cookies are what make it work there. Before Django reads the settings, and in
+        # the environment so that its worker and server inherit it.
+        os.environ["HOMELINK_DEV"] = "1"
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(args)

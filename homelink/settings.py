@@ -28,17 +28,28 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 DEBUG = env_bool("DEBUG", False)
+# Development conveniences (a built-in key, cookies over plain http, the readable /outbox/) are on
+# only when something asks for them: `homelink demo`, `make demo` and the tests set HOMELINK_DEV=1.
+# A server whose environment forgot a setting therefore fails closed, never open.
+HOMELINK_DEV = env_bool("HOMELINK_DEV", False)
+
+
+DEVELOPMENT_SECRET_KEY = "homelink-insecure-development-key-change-me"  # noqa: S105
 
 
 def _secret_key() -> str:
     key = os.environ.get("SECRET_KEY", "")
     if key:
         return key
-    if DEBUG or env_bool("HOMELINK_DEV", True):
-        # A development key is only acceptable where nothing real is at stake; production sets
-        # HOMELINK_DEV=0 and then a missing key stops the process instead of weakening every hash.
-        return "homelink-insecure-development-key-change-me"
-    raise ImproperlyConfigured("SECRET_KEY must be set when HOMELINK_DEV=0")
+    if DEBUG or HOMELINK_DEV:
+        # A development key is only acceptable where nothing real is at stake; anywhere else a
+        # missing key stops the process instead of weakening every hash.
+        return DEVELOPMENT_SECRET_KEY
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. Generate one with: "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(50))' "
+        "(HOMELINK_DEV=1 allows a built-in key, for development only)"
+    )
 
 
 SECRET_KEY = _secret_key()
@@ -52,7 +63,8 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin behind the second factor (homelink/console/admin_site.py).
+    "homelink.console.admin_config.OperatorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -76,6 +88,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "homelink.headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -158,9 +171,15 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and not env_bool("HOMELINK_DEV", True))
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and not HOMELINK_DEV)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+# HTTPS is usually ended by a reverse proxy (docs/deployment.md): it says so in
+# X-Forwarded-Proto, which is believed only when the operator says the proxy sets it.
+if env_bool("HOMELINK_BEHIND_HTTPS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
 
 # The register is personal data: nothing below INFO, and no values in messages (see audit/).
 LOGGING = {
@@ -234,8 +253,11 @@ HOMELINK_HTTP_SMS = _json_setting("HOMELINK_HTTP_SMS")
 ANYMAIL = _json_setting("ANYMAIL")
 if os.environ.get("ANYMAIL_WEBHOOK_SECRET"):
     ANYMAIL["WEBHOOK_SECRET"] = os.environ["ANYMAIL_WEBHOOK_SECRET"]
+# The one ESP whose events are taken (anymail's name for it, "postmark"); by default the one
+# EMAIL_BACKEND sends through. Every other provider's webhook address answers 404.
+HOMELINK_EMAIL_EVENTS_ESP = os.environ.get("HOMELINK_EMAIL_EVENTS_ESP", "")
 # The outbox page shows every kept message: only where nothing real is at stake.
-HOMELINK_SHOW_OUTBOX = env_bool("HOMELINK_SHOW_OUTBOX", env_bool("HOMELINK_DEV", True))
+HOMELINK_SHOW_OUTBOX = env_bool("HOMELINK_SHOW_OUTBOX", HOMELINK_DEV)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "account"
@@ -263,3 +285,5 @@ HOMELINK_PUBLIC_URL = os.environ.get("HOMELINK_PUBLIC_URL", "http://127.0.0.1:80
 HOMELINK_LEAVER_GUARD = float(os.environ.get("HOMELINK_LEAVER_GUARD", "0.10"))
 # An import lock older than this is taken to belong to a process that died.
 HOMELINK_IMPORT_LOCK_SECONDS = int(os.environ.get("HOMELINK_IMPORT_LOCK_SECONDS", "7200"))
+# The largest MIS file the console accepts (set the web server's body limit to match).
+HOMELINK_IMPORT_MAX_BYTES = int(os.environ.get("HOMELINK_IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))

@@ -11,14 +11,13 @@ from django.template.defaultfilters import filesizeformat
 
 from homelink.mis.records import Format
 
-#: The largest MIS export the console accepts (HOMELINK_IMPORT_MAX_BYTES overrides it).
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 #: A mapping is a small JSON file.
 MAPPING_MAX_BYTES = 1024 * 1024
 
 
 def max_upload_bytes() -> int:
-    return int(getattr(settings, "HOMELINK_IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES))
+    """The largest MIS export the console accepts (HOMELINK_IMPORT_MAX_BYTES, 200 MB)."""
+    return int(settings.HOMELINK_IMPORT_MAX_BYTES)
 
 
 class ImportUploadForm(forms.Form):
