@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from homelink.health import healthz
+from homelink.messaging.email_events import tracking_webhook
 
 urlpatterns = [
     # Operators sign in where everyone does, so the login limits apply to the admin too.
@@ -18,7 +19,7 @@ urlpatterns = [
     path("console/", include("homelink.console.urls")),
     path("outbox/", include("homelink.messaging.urls")),
     # Providers' webhooks: SMS receipts and inbound texts, and email events through anymail.
-    path("hooks/anymail/", include("anymail.urls")),
+    path("hooks/anymail/<str:esp>/tracking/", tracking_webhook, name="email_events"),
     path("hooks/", include("homelink.messaging.urls_hooks")),
     path("", include("homelink.accounts.urls")),
 ]

@@ -8,10 +8,18 @@ delivery whose ``gateway_id`` is the ESP's message id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from anymail import urls as anymail_urls
 from anymail.signals import AnymailTrackingEvent, EventType
 from anymail.utils import get_anymail_setting
+from django.conf import settings
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
+from django.urls import URLPattern
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 
 from homelink.messaging.gateways.base import scrub
 from homelink.messaging.models import Status
@@ -53,3 +61,47 @@ def email_event_received(
         status=status,
         reason=_reason(event) if status in {Status.FAILED, Status.BOUNCED} else "",
     )
+
+
+def _tracking_views() -> dict[str, Callable[..., HttpResponseBase]]:
+    """Anymail's tracking webhook of each ESP, by the name anymail spells it ("postmark")."""
+    suffix = "_tracking_webhook"
+    return {
+        pattern.name.removesuffix(suffix): pattern.callback
+        for pattern in anymail_urls.urlpatterns
+        if isinstance(pattern, URLPattern) and pattern.name and pattern.name.endswith(suffix)
+    }
+
+
+TRACKING_VIEWS = _tracking_views()
+
+
+def events_esp() -> str:
+    """The ESP whose events are believed: HOMELINK_EMAIL_EVENTS_ESP, else the one the email
+    backend sends through (``anymail.backends.postmark.EmailBackend`` → "postmark")."""
+    configured = getattr(settings, "HOMELINK_EMAIL_EVENTS_ESP", "").strip().lower()
+    if configured:
+        return configured
+    parts = settings.EMAIL_BACKEND.split(".")
+    if len(parts) == 4 and parts[:2] == ["anymail", "backends"]:
+        return parts[2]
+    return ""
+
+
+def events_ready() -> bool:
+    """Events are taken only from the configured ESP, and only once its secret is set."""
+    return bool(
+        events_esp() in TRACKING_VIEWS and get_anymail_setting("webhook_secret", default="")
+    )
+
+
+@csrf_exempt
+@sensitive_post_parameters()
+def tracking_webhook(request: HttpRequest, esp: str) -> HttpResponseBase:
+    """``/hooks/anymail/<esp>/tracking/``: only the configured ESP's webhook exists; every other
+    provider's address, and this one until its secret is set, is 404 rather than a view that
+    could fail on whatever an anonymous caller sends. Not POST-only: some ESPs check the address
+    with a HEAD or GET when it is registered, and anymail answers those itself."""
+    if esp != events_esp() or not events_ready():
+        raise Http404("no such webhook")
+    return TRACKING_VIEWS[esp](request)

@@ -27,6 +27,7 @@ MESSAGE_ID = "883953f4-6105-42a2-a16a-77a8eac79483"
 @pytest.fixture(autouse=True)
 def secret(settings: Any) -> None:
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    settings.HOMELINK_EMAIL_EVENTS_ESP = "postmark"
 
 
 def email_delivery(school: School, status: str = S.SENT) -> Delivery:
@@ -49,7 +50,7 @@ def postmark(client: Client, event: dict[str, Any], headers: dict[str, str]) -> 
         # Anymail warns when no secret is set; that case is tested on purpose.
         warnings.simplefilter("ignore")
         return client.post(
-            reverse("anymail:postmark_tracking_webhook"),
+            reverse("email_events", args=["postmark"]),
             json.dumps(event),
             content_type="application/json",
             headers=headers,
@@ -111,14 +112,39 @@ def test_an_event_without_the_secret_is_refused(
     assert status_of(row) == S.SENT
 
 
-def test_events_are_ignored_while_no_secret_is_configured(
+def test_no_webhook_answers_while_no_secret_is_configured(
     client: Client, school: School, settings: Any
 ) -> None:
     settings.ANYMAIL = {}
     row = email_delivery(school)
-    # Anymail itself lets it through; the receiver refuses to believe it.
-    assert postmark(client, BOUNCED, {}).status_code == 200
+    assert postmark(client, BOUNCED, {}).status_code == 404
     assert status_of(row) == S.SENT
+
+
+@pytest.mark.parametrize("esp", ["mailgun", "sendgrid", "amazon_ses", "mandrill", "nonesuch"])
+def test_only_the_configured_providers_webhook_exists(
+    client: Client, school: School, esp: str
+) -> None:
+    """Anonymous junk to another provider's address is 404, not a traceback from a provider
+    view that was never configured (mailgun's wants its signing key, for one)."""
+    row = email_delivery(school)
+    response = client.post(
+        f"/hooks/anymail/{esp}/tracking/", "{not json", content_type="application/json"
+    )
+    assert response.status_code == 404
+    assert status_of(row) == S.SENT
+
+
+def test_the_provider_follows_the_email_backend(
+    client: Client, school: School, settings: Any
+) -> None:
+    settings.HOMELINK_EMAIL_EVENTS_ESP = ""
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    row = email_delivery(school)
+    assert postmark(client, DELIVERED, basic(SECRET)).status_code == 200
+    assert status_of(row) == S.DELIVERED
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    assert postmark(client, BOUNCED, basic(SECRET)).status_code == 404
 
 
 def test_an_event_for_an_unknown_message_changes_nothing(client: Client, school: School) -> None:
