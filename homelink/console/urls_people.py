@@ -14,6 +14,11 @@ urlpatterns: list[URLPattern] = [
         name="people_add",
     ),
     path(
+        "<str:urn>/members/<int:member_id>/people/search/",
+        views.people_search,
+        name="people_search",
+    ),
+    path(
         "<str:urn>/members/<int:member_id>/people/new/",
         views.people_new,
         name="people_new",

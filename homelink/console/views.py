@@ -7,14 +7,16 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 
 from homelink.console import selectors, services
 from homelink.console.forms import DecisionForm, MemberFilterForm, OptOutForm, PrimeForm
 from homelink.console.models import Role, StaffMembership
 from homelink.console.permissions import StaffRequest, staff_view
+from homelink.console.search import PARAMETER, search_recall, search_remember
 from homelink.messaging.selectors import delivery_summary
 from homelink.register.models import Adult, Link, Member, PendingLink, Source
 from homelink.register.services import link_set_prime, person_opt_out
@@ -50,20 +52,41 @@ def dashboard(request: StaffRequest) -> HttpResponse:
     )
 
 
-@staff_view()
+#: What the members list keeps in its address: choices from the page, never a name or an id
+#: someone typed (those stay in the session: homelink.console.search).
+URL_FILTERS = ("year", "reg_group", "kind", "role", "status", "reachable")
+
+
+@staff_view(methods=("GET", "HEAD", "POST"), post_role=Role.VIEWER)
 def members(request: StaffRequest) -> HttpResponse:
     choices = selectors.filter_choices(request.school)
-    form = MemberFilterForm(
-        request.GET or None, years=choices["years"], reg_groups=choices["reg_groups"]
-    )
+    if request.method == "POST":
+        # The search is POSTed so its terms never enter a URL; the list is then a plain GET.
+        posted = MemberFilterForm(
+            request.POST, years=choices["years"], reg_groups=choices["reg_groups"]
+        ).filters()
+        query = QueryDict(mutable=True)
+        for name in URL_FILTERS:
+            value = getattr(posted, name)
+            if value and not (name == "status" and value == "current"):
+                query[name] = value
+        if posted.q:
+            query[PARAMETER] = search_remember(request, {"q": posted.q})
+        url = reverse("console:members", kwargs={"urn": request.school.urn})
+        return redirect(f"{url}?{query.urlencode()}" if query else url)
+    data = {name: request.GET[name] for name in URL_FILTERS if name in request.GET}
+    data.update(search_recall(request))
+    form = MemberFilterForm(data or None, years=choices["years"], reg_groups=choices["reg_groups"])
     filters = form.filters() if form.is_bound else selectors.MemberFilters()
     page = Paginator(selectors.members_search(request.school, filters), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     rows = list(page.object_list)
     summaries = selectors.link_summaries([m.pk for m in rows if m.kind == Member.Kind.STUDENT])
-    query = request.GET.copy()
-    query.pop("page", None)
+    query = QueryDict(mutable=True)
+    for name in (*URL_FILTERS, PARAMETER):
+        if request.GET.get(name):
+            query[name] = request.GET[name]
     return render(
         request,
         "console/members.html",

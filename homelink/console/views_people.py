@@ -25,6 +25,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -41,6 +42,7 @@ from homelink.console.forms_people import (
 )
 from homelink.console.models import ROLE_RANK, Role, StaffMembership
 from homelink.console.permissions import StaffRequest, staff_view
+from homelink.console.search import PARAMETER, search_recall, search_remember
 from homelink.console.services import staff_remove, staff_set_role
 from homelink.register.identity import name_key
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member
@@ -118,11 +120,25 @@ def _adult_search(member: Member, q: str) -> list[Adult]:
     )
 
 
+@staff_view(methods=("POST",), post_role=Role.VIEWER)
+def people_search(request: StaffRequest, member: Member) -> HttpResponse:
+    """The adult search, POSTed so that a name or email typed never enters a URL; the results
+    are the linking page's, under a key to the terms kept in the session."""
+    _students_only(member)
+    search = AdultSearchForm(request.POST)
+    url = reverse("console:people_add", kwargs={"urn": request.school.urn, "member_id": member.pk})
+    if not search.is_valid():
+        return redirect(url)
+    key = search_remember(request, {"q": search.cleaned_data["q"]})
+    return redirect(f"{url}?{PARAMETER}={key}")
+
+
 @staff_view(methods=("GET", "HEAD", "POST"))
 def people_add(request: StaffRequest, member: Member) -> HttpResponse:
     """Find an adult already in the register and link them to the student (``manual``)."""
     _students_only(member)
-    source = request.POST if request.method == "POST" else request.GET
+    # Linking POSTs the terms back in its body, to show the same results with any error.
+    source = request.POST if request.method == "POST" else search_recall(request)
     search = AdultSearchForm(source if "q" in source else None)
     found = _adult_search(member, search.cleaned_data["q"]) if search.is_valid() else []
     status = 200

@@ -81,21 +81,34 @@ def test_the_partial_offers_the_actions_to_administrators_only(rf, world_a, admi
 # --- add an existing adult ----------------------------------------------------------------------
 
 
+def search_adults(client, world, q: str):
+    """Search as the page does: POST the terms, follow to the results."""
+    posted = client.post(member_url("people_search", world), {"q": q})
+    assert posted.status_code == 302
+    assert q not in posted["Location"]
+    return client.get(posted["Location"])
+
+
 def test_search_finds_the_schools_adults_not_yet_linked(signed_in, world_a, world_b):
-    response = signed_in.get(member_url("people_add", world_a), {"q": "turing"})
+    response = search_adults(signed_in, world_a, "turing")
     html = response.content.decode()
     assert response.status_code == 200
     assert "Ethel Turing" in html
     assert "Alan Turing" in html  # whom she is linked to
     # Already linked to Ada, so not offered; the other school's Ethel is never shown.
-    assert (
-        "Manual Carer"
-        not in signed_in.get(member_url("people_add", world_a), {"q": "manual"}).content.decode()
-    )
+    assert "Manual Carer" not in search_adults(signed_in, world_a, "manual").content.decode()
     ethel_b = Adult.objects.get(school=world_b.school, surname="Turing")
     assert f'value="{ethel_b.pk}"' not in html
-    by_email = signed_in.get(member_url("people_add", world_a), {"q": "CO@A.EXAMPLE"})
+    by_email = search_adults(signed_in, world_a, "CO@A.EXAMPLE")
     assert "Nobody matches" in by_email.content.decode()  # Court Order is linked to Ada already
+
+
+def test_the_adult_search_keeps_its_terms_out_of_urls(signed_in, world_a):
+    html = search_adults(signed_in, world_a, "ethel.turing@").content.decode()
+    assert 'action="' + member_url("people_search", world_a) + '"' in html
+    # Typed into the address instead, a name is not searched.
+    typed = signed_in.get(member_url("people_add", world_a), {"q": "turing"}).content.decode()
+    assert "Ethel Turing" not in typed
 
 
 def test_link_an_existing_adult(signed_in, world_a, admin_a):
@@ -407,8 +420,12 @@ def test_removing_yourself_leads_out_of_the_school(signed_in, world_a, admin_a):
 def test_viewers_see_the_pages_but_no_forms_and_cannot_post(client, viewer_a, world_a):
     client.force_login(viewer_a)
     held = Adult.objects.get(school=world_a.school, surname="Order")
+    found = search_adults(client, world_a, "turing").content.decode()
+    assert "Ethel Turing" in found
+    # The only form a viewer is shown there is the search.
+    assert found.count('<form method="post"') == 1
+    assert '<form method="post" action="' + member_url("people_search", world_a) in found
     for url in (
-        member_url("people_add", world_a) + "?q=turing",
         member_url("people_new", world_a),
         member_url("member_letters", world_a),
         school_url("duplicates", world_a),
@@ -435,8 +452,9 @@ def test_viewers_see_the_pages_but_no_forms_and_cannot_post(client, viewer_a, wo
 
 
 def test_every_form_has_a_csrf_token(signed_in, world_a):
+    results = search_adults(signed_in, world_a, "turing").request
     for url in (
-        member_url("people_add", world_a) + "?q=turing",
+        f"{results['PATH_INFO']}?{results['QUERY_STRING']}",
         member_url("people_new", world_a),
         member_url("member_letters", world_a),
         school_url("duplicates", world_a),
