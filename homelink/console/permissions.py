@@ -17,7 +17,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed
 from django.http.response import HttpResponseBase
 
-from homelink.console.models import Role, StaffMembership
+from homelink.console.invitations import confirmed_memberships
+from homelink.console.models import Role, StaffInvitation, StaffMembership
 from homelink.console.otp import second_factor_redirect
 from homelink.messaging.models import Message, Template
 from homelink.mis.models import ImportRun
@@ -31,11 +32,15 @@ ViewFunc = Callable[..., HttpResponseBase]
 
 def membership_for(user: Any, urn: str) -> StaffMembership:
     """The user's membership of the school with this URN, or 404 (also when there is no such
-    school: the two must look the same)."""
+    school: the two must look the same).
+
+    Only an account with a confirmed email holds a role: a membership attached to an account
+    nobody proved the address of (someone who registered a future colleague's address first)
+    grants nothing, however it was made (:mod:`homelink.console.invitations`)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         raise Http404("no such school")
     membership = (
-        StaffMembership.objects.select_related("school").filter(user=user, school__urn=urn).first()
+        confirmed_memberships().select_related("school").filter(user=user, school__urn=urn).first()
     )
     if membership is None:
         raise Http404("no such school")
@@ -107,6 +112,13 @@ def get_staff_membership(school: School, pk: int) -> StaffMembership:
     return staff
 
 
+def get_invitation(school: School, pk: int) -> StaffInvitation:
+    """One of the school's invitations (the token's hash stays out of every page)."""
+    found = StaffInvitation.objects.select_related("school").filter(school=school, pk=pk)
+    invitation: StaffInvitation = _one(found.first(), "invitation")
+    return invitation
+
+
 def get_message(school: School, pk: int) -> Message:
     found = Message.objects.select_related("created_by", "cancelled_by").filter(
         school=school, pk=pk
@@ -141,6 +153,7 @@ URL_PARAMETERS = (
     "code_id",
     "duplicate_id",
     "staff_id",
+    "invitation_id",
     "message_id",
     "template_id",
 )
@@ -201,6 +214,8 @@ def staff_view(
                 objects["duplicate"] = get_duplicate(school, kwargs.pop("duplicate_id"))
             if "staff_id" in kwargs:
                 objects["staff"] = get_staff_membership(school, kwargs.pop("staff_id"))
+            if "invitation_id" in kwargs:
+                objects["invitation"] = get_invitation(school, kwargs.pop("invitation_id"))
             if "message_id" in kwargs:
                 objects["message"] = get_message(school, kwargs.pop("message_id"))
             if "template_id" in kwargs:

@@ -1,16 +1,15 @@
-"""Writes made from the staff console: staff accounts, the linked-people screen's actions
+"""Writes made from the staff console: staff roles, the linked-people screen's actions
 that the register's own services do not cover yet, and the record of a download of personal data.
 
 Each function is one transaction that locks what it changes and records an audit event naming
-ids, roles and sources, never a personal value (no email addresses in ``detail``).
+ids, roles and sources, never a personal value (no email addresses in ``detail``). A role is
+given only by an accepted invitation (:mod:`homelink.console.invitations`).
 """
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -18,10 +17,8 @@ from django.utils import timezone
 from homelink.audit.services import audit_record
 from homelink.console.models import Role, StaffMembership
 from homelink.messaging.models import Message
-from homelink.register.identity import normalise_email
 from homelink.register.models import Link, Member, PendingLink, Source
 from homelink.register.services import link_add
-from homelink.schools.models import School
 
 #: Who did it: a label ("cli", "admin") or the signed-in user, whose id the audit trail keeps.
 Actor = str | AbstractBaseUser | AnonymousUser
@@ -34,63 +31,14 @@ def actor_parts(actor: Actor) -> tuple[str, int | None]:
     return f"user:{actor.pk}", actor.pk
 
 
-def _role(role: str) -> Role:
+def role_checked(role: str) -> Role:
+    """The role named, or a ValidationError listing the roles."""
     try:
         return Role(role)
     except ValueError:
         raise ValidationError(
             f"{role!r} is not a role (choose {', '.join(r.value for r in Role)})"
         ) from None
-
-
-def staff_add(
-    *, school: School, email: str, role: str, password: str | None = None, actor: Actor
-) -> StaffMembership:
-    """Give a person a role at a school, making their account first if there is none.
-
-    An existing account keeps its password (``password`` is then ignored): adding someone to a
-    second school must not let whoever adds them take over their login.
-    """
-    clean = normalise_email(email)
-    if not clean:
-        raise ValidationError("give the person's email address")
-    checked_role = _role(role)
-    label, actor_id = actor_parts(actor)
-    user_model = get_user_model()
-    with transaction.atomic():
-        users = list(user_model.objects.filter(email__iexact=clean)[:2]) or list(
-            user_model.objects.filter(username__iexact=clean)[:2]
-        )
-        if len(users) > 1:
-            raise ValidationError(
-                "more than one account has this email address: an operator must sort that out "
-                "in the admin first"
-            )
-        new_user = not users
-        if new_user:
-            if not password:
-                raise ValidationError("a new account needs a password")
-            candidate = user_model(username=clean, email=clean)
-            validate_password(password, user=candidate)
-            user = user_model.objects.create_user(username=clean, email=clean, password=password)
-        else:
-            user = users[0]
-        existing = StaffMembership.objects.filter(school=school, user=user).first()
-        if existing is not None:
-            raise ValidationError(
-                f"this person is already {existing.role} at {school.name}; change their role "
-                "instead"
-            )
-        membership = StaffMembership.objects.create(school=school, user=user, role=checked_role)
-        audit_record(
-            school=school,
-            actor_label=label,
-            actor_id=actor_id,
-            action="staff.added",
-            obj=membership,
-            detail={"role": checked_role.value, "user_id": user.pk, "new_account": new_user},
-        )
-    return membership
 
 
 def _keep_an_administrator(school_id: int, leaving: StaffMembership) -> None:
@@ -109,7 +57,7 @@ def _keep_an_administrator(school_id: int, leaving: StaffMembership) -> None:
 
 
 def staff_set_role(*, membership: StaffMembership, role: str, actor: Actor) -> StaffMembership:
-    checked_role = _role(role)
+    checked_role = role_checked(role)
     label, actor_id = actor_parts(actor)
     with transaction.atomic():
         locked = StaffMembership.objects.select_for_update().get(pk=membership.pk)

@@ -1,4 +1,4 @@
-"""Writes made from the console's people, letters, duplicates and staff pages.
+"""Writes made from the console's people, letters and duplicates pages (staff: invitations.py).
 
 Each function is one transaction that locks what it changes and records an audit event naming
 ids, roles and sources, never a personal value. The register's own writes (``adult_create``,
@@ -8,26 +8,20 @@ ids, roles and sources, never a personal value. The register's own writes (``adu
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from homelink.audit.services import audit_record
-from homelink.console.models import StaffMembership
-from homelink.console.services import Actor, actor_parts, staff_add
-from homelink.register.identity import normalise_email
+from homelink.console.services import Actor, actor_parts
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, Source
 from homelink.register.services import adult_create, link_add
 from homelink.registration.codes import code_hash, normalise_code
 from homelink.registration.letters import letter_for, public_register_url, render_letters
 from homelink.registration.models import SecurityCode
 from homelink.registration.services import code_revoke, codes_issue
-from homelink.schools.models import School
 
 
 def _student(member: Member) -> Member:
@@ -200,31 +194,3 @@ def duplicate_resolve_not_same(*, duplicate: LikelyDuplicate, actor: Actor) -> L
         )
     duplicate.resolved_at = locked.resolved_at
     return locked
-
-
-@dataclass(frozen=True)
-class StaffInvite:
-    membership: StaffMembership
-    new_account: bool
-
-
-def staff_invite(*, school: School, email: str, role: str, actor: Actor) -> StaffInvite:
-    """Give a person a role at the school. A new account gets a long random password that
-    nobody is told: the person chooses their own through the emailed reset link (the caller
-    sends it, after this commits)."""
-    clean = normalise_email(email)
-    if not clean:
-        raise ValidationError("give the person's email address")
-    user_model = get_user_model()
-    with transaction.atomic():
-        new_account = not user_model.objects.filter(
-            Q(email__iexact=clean) | Q(username__iexact=clean)
-        ).exists()
-        membership = staff_add(
-            school=school,
-            email=clean,
-            role=role,
-            password=secrets.token_urlsafe(32) if new_account else None,
-            actor=actor,
-        )
-    return StaffInvite(membership=membership, new_account=new_account)

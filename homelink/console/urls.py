@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from homelink.console import urls_imports, urls_messages, urls_people, views
+from homelink.console import urls_imports, urls_messages, urls_people, urls_staff, views
 
 app_name = "console"
 
@@ -43,4 +43,9 @@ urlpatterns = [
 ]
 
 # Each area of the console keeps its own list; every pattern still goes through staff_view.
-urlpatterns += urls_imports.urlpatterns + urls_people.urlpatterns + urls_messages.urlpatterns
+urlpatterns += (
+    urls_imports.urlpatterns
+    + urls_people.urlpatterns
+    + urls_staff.urlpatterns
+    + urls_messages.urlpatterns
+)

@@ -52,8 +52,4 @@ urlpatterns: list[URLPattern] = [
     ),
     path("<str:urn>/letters/", views.letters, name="letters"),
     path("<str:urn>/settings/", views.school_settings, name="settings"),
-    path("<str:urn>/staff/", views.staff, name="staff"),
-    path("<str:urn>/staff/add/", views.staff_add, name="staff_add"),
-    path("<str:urn>/staff/<int:staff_id>/role/", views.staff_role, name="staff_role"),
-    path("<str:urn>/staff/<int:staff_id>/remove/", views.staff_remove_view, name="staff_remove"),
 ]

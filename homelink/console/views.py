@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from homelink.console import selectors, services
 from homelink.console.forms import DecisionForm, MemberFilterForm, OptOutForm, PrimeForm
-from homelink.console.models import Role, StaffMembership
+from homelink.console.invitations import confirmed_memberships
+from homelink.console.models import Role
 from homelink.console.permissions import StaffRequest, staff_view
 from homelink.console.search import PARAMETER, search_recall, search_remember
 from homelink.messaging.selectors import delivery_summary
@@ -28,8 +29,11 @@ def home(request: HttpRequest) -> HttpResponse:
     """The schools the user works for; straight to the school when there is only one."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
+    # As staff_view: a membership of an account whose email is not confirmed grants nothing,
+    # not even the school's name.
     memberships = list(
-        StaffMembership.objects.filter(user=request.user)
+        confirmed_memberships()
+        .filter(user=request.user)
         .select_related("school")
         .order_by("school__name")
     )

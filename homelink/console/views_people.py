@@ -1,6 +1,6 @@
-"""Console pages for people, letters, likely duplicates, settings and staff. Thin: the school
-and every record come from :func:`~homelink.console.permissions.staff_view`, writes from named
-services. Every POST is for administrators (``staff_view``'s default ``post_role``).
+"""Console pages for people, letters, likely duplicates and settings (the Staff page is in
+views_staff.py). Thin: the school and every record come from
+:func:`~homelink.console.permissions.staff_view`, writes from named services. Every POST is for administrators (``staff_view``'s default ``post_role``).
 
 A form that does not validate is shown again with its errors against the fields and status
 400, so that nothing reads a refused submission as a success.
@@ -11,14 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import smtplib
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
@@ -37,13 +33,10 @@ from homelink.console.forms_people import (
     NewAdultForm,
     ReviewForm,
     SettingsForm,
-    StaffAddForm,
-    StaffRoleForm,
 )
-from homelink.console.models import ROLE_RANK, Role, StaffMembership
+from homelink.console.models import Role, StaffMembership
 from homelink.console.permissions import StaffRequest, staff_view
 from homelink.console.search import PARAMETER, search_recall, search_remember
-from homelink.console.services import staff_remove, staff_set_role
 from homelink.register.identity import name_key
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member
 from homelink.registration.letters import NoStudents, letters_issue
@@ -470,119 +463,3 @@ def school_settings(request: StaffRequest) -> HttpResponse:
             messages.success(request, "Settings saved." if changed else "Nothing was changed.")
             return redirect("console:settings", urn=school.urn)
     return render(request, "console/settings.html", _context(request, form=form), status=400)
-
-
-# --- staff ----------------------------------------------------------------------------------
-
-
-def _staff_page(
-    request: StaffRequest, *, add_form: StaffAddForm | None = None, status: int = 200
-) -> HttpResponse:
-    staff = sorted(
-        StaffMembership.objects.filter(school=request.school).select_related("user"),
-        key=lambda m: (
-            -ROLE_RANK[Role(m.role)],
-            (m.user.email or m.user.get_username()).casefold(),
-        ),
-    )
-    rows = [
-        (m, StaffRoleForm(initial={"role": m.role}, auto_id=f"id_staff{m.pk}_%s")) for m in staff
-    ]
-    return render(
-        request,
-        "console/staff.html",
-        _context(request, rows=rows, add_form=add_form or StaffAddForm(), roles=Role),
-        status=status,
-    )
-
-
-@staff_view()
-def staff(request: StaffRequest) -> HttpResponse:
-    return _staff_page(request)
-
-
-def _send_invite(request: StaffRequest, email: str) -> bool:
-    """Email a new account its link to choose a password, built from HOMELINK_PUBLIC_URL (not
-    from the request, which behind a proxy says http). A mail failure does not undo the account."""
-    reset = PasswordResetForm({"email": email})
-    if not reset.is_valid():
-        return False
-    public = urlsplit(settings.HOMELINK_PUBLIC_URL)
-    try:
-        reset.save(
-            request=request,
-            domain_override=public.netloc,
-            use_https=public.scheme == "https",
-            subject_template_name="console/staff_invite_subject.html",
-            email_template_name="console/staff_invite_email.html",
-            extra_email_context={
-                "school_name": request.school.name,
-                "inviter": request.user.get_username(),
-            },
-        )
-    except (OSError, smtplib.SMTPException):
-        logger.exception("could not send a new staff member their sign-in link")
-        return False
-    return True
-
-
-@staff_view(methods=("POST",))
-def staff_add(request: StaffRequest) -> HttpResponse:
-    form = StaffAddForm(request.POST)
-    if form.is_valid():
-        email, role = form.cleaned_data["email"], form.cleaned_data["role"]
-        try:
-            invite = services_people.staff_invite(
-                school=request.school, email=email, role=role, actor=request.user
-            )
-        except ValidationError as error:
-            _form_refused(form, error)
-        else:
-            who = invite.membership.user.email or email
-            if not invite.new_account:
-                messages.success(
-                    request, f"{who} is now {role} here and signs in with their existing account."
-                )
-            elif _send_invite(request, invite.membership.user.email):
-                messages.success(
-                    request,
-                    f"{who} is now {role} here. We emailed them a link to choose their password.",
-                )
-            else:
-                messages.warning(
-                    request,
-                    f"{who} is now {role} here, but the email with their link could not be sent: "
-                    "they can use “Forgotten your password?” on the sign-in page.",
-                )
-            return redirect("console:staff", urn=request.school.urn)
-    return _staff_page(request, add_form=form, status=400)
-
-
-@staff_view(methods=("POST",))
-def staff_role(request: StaffRequest, staff: StaffMembership) -> HttpResponse:
-    form = StaffRoleForm(request.POST)
-    if not form.is_valid():
-        return HttpResponseBadRequest("Choose a role.")
-    role = form.cleaned_data["role"]
-    try:
-        staff_set_role(membership=staff, role=role, actor=request.user)
-    except ValidationError as error:
-        _refused(request, error)
-    else:
-        messages.success(request, f"{staff.user.email or staff.user.get_username()} is now {role}.")
-    return redirect("console:staff", urn=request.school.urn)
-
-
-@staff_view(methods=("POST",))
-def staff_remove_view(request: StaffRequest, staff: StaffMembership) -> HttpResponse:
-    try:
-        staff_remove(membership=staff, actor=request.user)
-    except ValidationError as error:
-        _refused(request, error)
-        return redirect("console:staff", urn=request.school.urn)
-    who = staff.user.email or staff.user.get_username()
-    if staff.user_id == request.user.pk:
-        messages.success(request, f"You no longer work for {request.school.name} in homelink.")
-        return redirect("console:home")
-    messages.success(request, f"{who} no longer has a role at {request.school.name}.")
-    return redirect("console:staff", urn=request.school.urn)

@@ -10,7 +10,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from homelink.console.models import Role, StaffMembership
+from homelink.console.invitations import staff_invite
+from homelink.console.models import Role, StaffInvitation, StaffMembership
+from homelink.console.testing import confirm_email_directly
 from homelink.messaging.audience import Audience
 from homelink.messaging.models import Delivery, InboundSms, Message, Template
 from homelink.mis.models import ImportRun
@@ -35,6 +37,9 @@ def make_user(email: str) -> AbstractBaseUser:
 
 
 def member_of(user: Any, school: School, role: Role) -> StaffMembership:
+    """A membership as an accepted invitation leaves it: the account's email confirmed (the
+    console refuses an account whose email is not). Tests of invitations make their own."""
+    confirm_email_directly(user)
     return StaffMembership.objects.create(user=user, school=school, role=role)
 
 
@@ -53,6 +58,7 @@ class World:
     code: SecurityCode  # a letter of ``student``
     duplicate: LikelyDuplicate
     staff: StaffMembership
+    invitation: StaffInvitation  # waiting to be accepted
     message: Message  # one copy emailed, one still queued: cancellable
     template: Template
 
@@ -132,6 +138,9 @@ def build_world(school: School, prefix: str) -> World:
     )
     codes_issue(school=school, members=[student], actor="test")
     clerk = member_of(make_user(f"clerk@{prefix.lower()}.example"), school, Role.VIEWER)
+    invitation = staff_invite(
+        school=school, email=f"invited@{prefix.lower()}.example", role=Role.SENDER, actor="test"
+    ).invitation
     link_add(student=other, adult=web_adult, source=Source.WEB, actor="test")
     anne = Adult.objects.get(school=school, forename="Anne")
     message = make_message(school, anne, to=anne.email)
@@ -153,6 +162,7 @@ def build_world(school: School, prefix: str) -> World:
         code=SecurityCode.objects.get(member=student),
         duplicate=duplicate,
         staff=clerk,
+        invitation=invitation,
         message=message,
         template=template,
     )

@@ -334,47 +334,7 @@ def test_the_staff_page_lists_staff_and_roles(signed_in, world_a):
     assert "Administrator" in html and "Viewer" in html
 
 
-def test_add_a_new_member_of_staff_emails_a_link_to_choose_a_password(
-    signed_in, world_a, admin_a, settings
-):
-    settings.HOMELINK_PUBLIC_URL = "https://homelink.example.org"
-    response = signed_in.post(
-        school_url("staff_add", world_a), {"email": "New.Teacher@A.example", "role": "sender"}
-    )
-    assert response.status_code == 302
-    membership = StaffMembership.objects.get(
-        school=world_a.school, user__email="new.teacher@a.example"
-    )
-    assert membership.role == Role.SENDER
-    assert AuditEvent.objects.get(action="staff.added").actor_id == admin_a.pk
-    assert len(mail.outbox) == 1
-    message = mail.outbox[0]
-    assert message.to == ["new.teacher@a.example"]
-    assert "Example Academy" in message.subject
-    # Built from HOMELINK_PUBLIC_URL, not from the request (behind a proxy that says http).
-    link = re.search(r"https://homelink\.example\.org(/password-reset/\S+/\S+/)", message.body)
-    assert link is not None, message.body
-    # The link works: it leads to the page where they choose a password.
-    signed_in.logout()
-    page = signed_in.get(link.group(1), follow=True)
-    assert page.status_code == 200
-    assert "new_password1" in page.content.decode()
-
-
-def test_add_someone_who_already_has_an_account(signed_in, world_a):
-    make_user("elsewhere@b.example")
-    response = signed_in.post(
-        school_url("staff_add", world_a),
-        {"email": "elsewhere@b.example", "role": "viewer"},
-        follow=True,
-    )
-    assert any("existing account" in m for m in messages_of(response))
-    assert not mail.outbox
-    again = signed_in.post(
-        school_url("staff_add", world_a), {"email": "elsewhere@b.example", "role": "viewer"}
-    )
-    assert again.status_code == 400
-    assert "already viewer" in again.content.decode()
+# Adding staff sends an invitation: test_invitations.py.
 
 
 def test_add_staff_validation(signed_in, world_a):

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from homelink.audit.models import AuditEvent
-from homelink.console.models import Role, StaffMembership
+from homelink.console.models import Role, StaffInvitation, StaffMembership
 from homelink.console.permissions import URL_PARAMETERS
 from homelink.console.tests.conftest import World, make_user, member_of
 from homelink.messaging.models import Delivery, InboundSms, Message, SmsBlock, Template
@@ -81,6 +81,7 @@ def values_of(world: World) -> dict[str, Any]:
         "code_id": world.code.pk,
         "duplicate_id": world.duplicate.pk,
         "staff_id": world.staff.pk,
+        "invitation_id": world.invitation.pk,
         "message_id": world.message.pk,
         "template_id": world.template.pk,
     }
@@ -98,7 +99,16 @@ def url_for(page: Pattern, values: dict[str, Any]) -> str:
 
 
 #: The register: what no viewer or sender may change from any page.
-REGISTER: list[Any] = [School, Member, Adult, Link, PendingLink, LikelyDuplicate, StaffMembership]
+REGISTER: list[Any] = [
+    School,
+    Member,
+    Adult,
+    Link,
+    PendingLink,
+    LikelyDuplicate,
+    StaffMembership,
+    StaffInvitation,
+]
 #: And the rest a console page could change: messages (a sender's to change), the audit trail.
 EVERYTHING: list[Any] = [*REGISTER, AuditEvent, Message, Delivery, Template, InboundSms, SmsBlock]
 
@@ -329,6 +339,8 @@ NOT_SCHOOL_SCOPED = {
     "opt_out": "the parent's own account",
     "delete_account": "the parent's own account",
     "privacy": "the privacy notice",
+    "staff_invitation": "an invitation's link: the secret token names one invitation, whose "
+    "school's name and role it shows to whoever holds the link (test_invitations.py)",
     "account_messages": "the messages sent to the parent's own adults, by request.user",
     "hooks": "SMS providers' receipts and inbound texts: signed or secret-checked, no pages",
     "email_events": "the configured email provider's events (django-anymail): basic-auth secret, no pages",

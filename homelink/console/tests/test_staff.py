@@ -1,19 +1,22 @@
-"""Staff accounts and roles: the services and ``homelink staff``."""
+"""Staff roles: the services and ``homelink staff`` (invitations themselves:
+test_invitations.py)."""
 
 from __future__ import annotations
 
 import io
-import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from homelink.audit.models import AuditEvent
-from homelink.console.models import Role, StaffMembership
-from homelink.console.services import staff_add, staff_remove, staff_set_role
+from homelink.console.models import Role, StaffInvitation, StaffMembership
+from homelink.console.services import staff_remove, staff_set_role
 from homelink.console.tests.conftest import make_user, member_of
 from homelink.schools.models import School
 
@@ -26,65 +29,6 @@ def staff(school: School, *args: str, stdin: str = "") -> str:
         "staff", *args, "--school", school.urn, stdin=io.StringIO(stdin), stdout=out, stderr=out
     )
     return out.getvalue()
-
-
-def test_adding_a_new_person_makes_their_account_and_membership(school):
-    membership = staff_add(
-        school=school,
-        email=" Office@School.Example ",
-        role="administrator",
-        password=GOOD,
-        actor="cli",
-    )
-    user = membership.user
-    assert user.email == "office@school.example"
-    assert user.check_password(GOOD)
-    assert membership.role == Role.ADMINISTRATOR
-    event = AuditEvent.objects.get(action="staff.added")
-    assert event.detail == {"role": "administrator", "user_id": user.pk, "new_account": True}
-    assert "office@" not in json.dumps(event.detail)
-
-
-def test_an_existing_account_keeps_its_password_and_gains_a_school(school, school_b):
-    user = make_user("head@trust.example")
-    staff_add(school=school, email="head@trust.example", role="viewer", actor="cli")
-    staff_add(
-        school=school_b,
-        email="HEAD@trust.example",
-        role="sender",
-        password="new-pass-123!",
-        actor="cli",
-    )
-    user.refresh_from_db()
-    assert user.check_password("correct horse battery staple")
-    assert dict(StaffMembership.objects.filter(user=user).values_list("school__urn", "role")) == {
-        school.urn: "viewer",
-        school_b.urn: "sender",
-    }
-
-
-@pytest.mark.parametrize("password", [None, "", "password", "12345678901", "office@school"])
-def test_a_new_account_needs_a_strong_password(school, password):
-    with pytest.raises(ValidationError):
-        staff_add(
-            school=school,
-            email="office@school.example",
-            role="viewer",
-            password=password,
-            actor="cli",
-        )
-    assert not get_user_model().objects.exists()
-
-
-def test_a_person_is_added_to_a_school_once(school):
-    staff_add(school=school, email="a@school.example", role="viewer", password=GOOD, actor="cli")
-    with pytest.raises(ValidationError, match="already viewer"):
-        staff_add(school=school, email="a@school.example", role="administrator", actor="cli")
-
-
-def test_roles_are_checked(school):
-    with pytest.raises(ValidationError, match="not a role"):
-        staff_add(school=school, email="a@school.example", role="owner", password=GOOD, actor="cli")
 
 
 def test_roles_rank(school):
@@ -114,36 +58,62 @@ def test_a_school_keeps_an_administrator(school):
     ]
 
 
-def test_the_command_adds_the_first_administrator_with_a_password_from_stdin(school):
-    out = staff(
-        school,
-        "add",
-        "--email",
-        "office@school.example",
-        "--role",
-        "administrator",
-        stdin=GOOD + "\n",
-    )
-    assert "is now administrator" in out
-    user = get_user_model().objects.get(email="office@school.example")
-    assert user.check_password(GOOD)
-    assert GOOD not in out
+def test_the_command_invites_and_prints_the_link(school, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        out = staff(school, "add", "--email", " Office@School.Example ", "--role", "administrator")
+    assert "Invited office@school.example to be administrator" in out
+    assert "they get the role when they accept" in out
+    # No account and no role yet: the person makes their account when they accept.
+    assert not get_user_model().objects.exists()
+    assert not StaffMembership.objects.exists()
+    [sent] = mail.outbox
+    assert sent.to == ["office@school.example"]
+    link = re.search(r"(https?://\S+/staff/invitation/\S+/)", sent.body)
+    assert link is not None and link.group(1) in out
+    assert "only to them" in out
+    event = AuditEvent.objects.get(action="staff.invited")
+    assert event.actor_label == "cli" and event.detail == {
+        "role": "administrator",
+        "refreshed": False,
+    }
 
 
-def test_the_command_adds_an_existing_account_without_a_password(school):
+@pytest.mark.parametrize("stdin", ["", "\n", "  \n"])
+def test_the_command_reads_nothing_when_nothing_is_given(school, stdin):
+    staff(school, "add", "--email", "a@school.example", "--role", "viewer", stdin=stdin)
+    assert StaffInvitation.objects.get().email == "a@school.example"
+
+
+def test_the_command_refuses_a_password_instead_of_ignoring_it(school):
+    make_user("office@school.example")
+    with pytest.raises(CommandError, match="takes no password") as refused:
+        staff(
+            school,
+            "add",
+            "--email",
+            "office@school.example",
+            "--role",
+            "viewer",
+            stdin=GOOD + "\n",
+        )
+    assert "chooses their own when they accept" in str(refused.value)
+    assert GOOD not in str(refused.value)
+    assert not StaffInvitation.objects.exists()
+    assert not StaffMembership.objects.exists()
+    assert get_user_model().objects.get().check_password("correct horse battery staple")
+
+
+def test_the_command_gives_no_role_to_an_existing_account_until_it_accepts(school):
     make_user("office@school.example")
     staff(school, "add", "--email", "office@school.example", "--role", "viewer")
-    assert StaffMembership.objects.get().role == "viewer"
+    assert not StaffMembership.objects.exists()
+    assert StaffInvitation.objects.get().accepted_at is None
 
 
-@pytest.mark.parametrize(
-    ("stdin", "message"),
-    [("", "needs a password"), ("\n", "needs a password"), ("password\n", "too common")],
-)
-def test_the_command_refuses_a_missing_or_weak_password(school, stdin, message):
-    with pytest.raises(CommandError, match=message):
-        staff(school, "add", "--email", "office@school.example", "--role", "viewer", stdin=stdin)
-    assert not get_user_model().objects.exists()
+def test_the_command_says_who_is_already_staff(school):
+    member_of(make_user("a@school.example"), school, Role.VIEWER)
+    with pytest.raises(CommandError, match="already on the staff here"):
+        staff(school, "add", "--email", "A@school.example", "--role", "administrator")
 
 
 def test_the_command_names_the_problem(school):
@@ -155,11 +125,33 @@ def test_the_command_names_the_problem(school):
         staff(school, "add", "--email", "a@b.example", "--role", "owner")
     with pytest.raises(CommandError, match="not on this school's staff"):
         staff(school, "remove", "--email", "nobody@b.example")
+    with pytest.raises(CommandError, match="give the person's email address"):
+        staff(school, "add", "--email", "not-an-address", "--role", "viewer")
+    with pytest.raises(
+        CommandError, match=re.escape("no invitation to nobody@b.example is waiting")
+    ):
+        staff(school, "revoke", "--email", "nobody@b.example")
+
+
+def test_the_command_lists_sends_again_and_withdraws_invitations(school):
+    first = staff(school, "add", "--email", "a@school.example", "--role", "sender")
+    staff(school, "add", "--email", "b@school.example", "--role", "viewer")
+    listing = staff(school, "invitations")
+    assert re.search(r"^a@school\.example  sender  until \d{4}-\d\d-\d\d \d\d:\d\d$", listing, re.M)
+    assert "b@school.example  viewer" in listing
+    again = staff(school, "resend", "--email", "a@school.example")
+    old_link = re.search(r"(https?://\S+/staff/invitation/\S+/)", first)
+    new_link = re.search(r"(https?://\S+/staff/invitation/\S+/)", again)
+    assert old_link and new_link and old_link.group(1) != new_link.group(1)
+    staff(school, "revoke", "--email", "b@school.example")
+    assert "b@school.example" not in staff(school, "invitations")
+    StaffInvitation.objects.filter(email="a@school.example").update(expires_at=timezone.now())
+    assert "a@school.example  sender  expired" in staff(school, "invitations")
 
 
 def test_the_command_changes_roles_lists_and_removes(school):
-    staff(school, "add", "--email", "a@school.example", "--role", "administrator", stdin=GOOD)
-    staff(school, "add", "--email", "b@school.example", "--role", "viewer", stdin=GOOD)
+    member_of(make_user("a@school.example"), school, Role.ADMINISTRATOR)
+    member_of(make_user("b@school.example"), school, Role.VIEWER)
     staff(school, "set-role", "--email", "b@school.example", "--role", "sender")
     listing = staff(school, "list")
     assert "a@school.example  administrator" in listing
@@ -170,7 +162,7 @@ def test_the_command_changes_roles_lists_and_removes(school):
     assert StaffMembership.objects.count() == 1
 
 
-def test_the_console_script_reads_the_password_from_standard_input(school, tmp_path):
+def test_the_console_script_exits_with_the_message(school, tmp_path):
     """The real ``homelink staff`` exits non-zero with the message on errors."""
     import os
     import subprocess

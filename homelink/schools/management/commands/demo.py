@@ -183,15 +183,16 @@ class Command(BaseCommand):
         self.stdout.write("  (shown only now: note it down)")
 
     def _office(self, school: School) -> None:
-        from homelink.console.models import Role, StaffMembership
+        from homelink.console.models import Role
+        from homelink.console.testing import staff_directly
 
         user = get_user_model().objects.get(username=ADMIN_USERNAME)
         if user.email != ADMIN_USERNAME:
             user.email = ADMIN_USERNAME
             user.save(update_fields=["email"])
-        StaffMembership.objects.get_or_create(
-            user=user, school=school, defaults={"role": Role.ADMINISTRATOR}
-        )
+        # The demo's address has no mailbox: the account is made staff directly, as an accepted
+        # invitation would leave it (on a real install, `homelink staff add` sends one).
+        staff_directly(user, school, Role.ADMINISTRATOR)
         self.stdout.write(f"  '{ADMIN_USERNAME}' is an administrator of {school.name}")
 
     # -- serving ----------------------------------------------------------------------------
