@@ -287,3 +287,19 @@ HOMELINK_LEAVER_GUARD = float(os.environ.get("HOMELINK_LEAVER_GUARD", "0.10"))
 HOMELINK_IMPORT_LOCK_SECONDS = int(os.environ.get("HOMELINK_IMPORT_LOCK_SECONDS", "7200"))
 # The largest MIS file the console accepts (set the web server's body limit to match).
 HOMELINK_IMPORT_MAX_BYTES = int(os.environ.get("HOMELINK_IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))
+
+# Verification texts (a code to confirm a parent's mobile) go only to mobiles in these countries
+# (ISO codes, "GB,IE"); unset, the phone regions of the install's schools. Past the budget per
+# minute every text is slowed and the operators (ADMINS) are emailed; nobody is refused.
+HOMELINK_SMS_COUNTRIES = [
+    code.strip().upper()
+    for code in os.environ.get("HOMELINK_SMS_COUNTRIES", "").split(",")
+    if code.strip()
+]
+HOMELINK_VERIFY_SMS_BUDGET_PER_MINUTE = int(
+    os.environ.get("HOMELINK_VERIFY_SMS_BUDGET_PER_MINUTE", "30")
+)
+# django-otp's own throttle doubles its wait after every wrong code without limit and refuses the
+# right code meanwhile: anyone holding a stolen password could lock the owner out for days.
+# homelink's limits (homelink/ratelimit/policies.py, OTP_*) replace it.
+OTP_TOTP_THROTTLE_FACTOR = 0

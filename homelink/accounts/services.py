@@ -28,24 +28,40 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
+from phonenumbers import (
+    PhoneNumberType,
+    example_number_for_type,
+    parse,
+    region_code_for_country_code,
+    region_code_for_number,
+)
+from phonenumbers.geocoder import country_name_for_number
 
 from homelink.accounts import tokens
 from homelink.accounts.limits import (
     CONFIRM_RESEND_PER_ACCOUNT,
     MOBILE_CODE_PER_ACCOUNT,
+    MOBILE_CODE_PER_NUMBER,
     SIGNUP_PER_IP,
+    verify_sms_budget,
 )
 from homelink.accounts.models import Parent
 from homelink.audit.services import audit_record
 from homelink.console.models import StaffMembership
 from homelink.console.services import staff_remove
 from homelink.messaging.gateways import GatewayError, sms_gateway
-from homelink.mis.phones import PhoneKind, classify, normalise_mobile
+from homelink.mis.phones import PhoneKind, classify, is_fictional, normalise_mobile
 from homelink.ratelimit import limiter
-from homelink.ratelimit.policies import LOGIN_BUDGET, LOGIN_PER_ACCOUNT, LOGIN_PER_IP
+from homelink.ratelimit.policies import (
+    LOGIN_BACKOFF,
+    LOGIN_BUDGET,
+    LOGIN_PER_ACCOUNT_IP,
+    LOGIN_PER_IP,
+)
 from homelink.register.identity import clean_text, normalise_email
 from homelink.register.models import Adult, Link, Member, Source
 from homelink.register.services import person_opt_out
+from homelink.schools.models import School
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +103,8 @@ class MobileRefused(AccountError):
 
 
 LOGIN_LIMITED = (
-    "There have been too many attempts to log in. Wait 15 minutes and try again, or reset your "
-    "password."
+    "There have been too many attempts to log in from your connection. Wait 15 minutes and try "
+    "again, or reset your password."
 )
 
 
@@ -139,22 +155,37 @@ def email_in_use(address: str, *, exclude_user_id: int | None = None) -> bool:
     return users.exists()
 
 
+def _sleep(seconds: float) -> None:
+    # A module attribute, so the tests of the pages replace it instead of waiting.
+    time.sleep(seconds)
+
+
 def account_authenticate(
     *,
     request: HttpRequest,
     email: str,
     password: str,
     ip: str,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> User | None:
     """The user for this email and password, or None: one answer for an unknown address and a
-    wrong password. Raises :class:`TooManyRequests` once the address or the account is limited
-    (whether or not the account exists, so the refusal reveals nothing either)."""
+    wrong password. Raises :class:`TooManyRequests` once the *address* is limited, for every
+    account or for this one (whether or not the account exists, so it reveals nothing either).
+
+    The account is never refused (see :mod:`homelink.ratelimit.policies`): its failures only
+    make every attempt on it wait a little longer, at most a few seconds, so whoever knows an
+    address cannot keep its owner out.
+    """
     account = (normalise_email(email) or email).strip().lower()
-    verdict = limiter.hit_all((LOGIN_PER_IP, ip), (LOGIN_PER_ACCOUNT, account))
-    delay = LOGIN_BUDGET.hit().delay
+    pair = f"{account} {ip}"
+    # The address first: a refused address costs one statement and slows nobody else.
+    verdict = limiter.hit_all((LOGIN_PER_IP, ip), (LOGIN_PER_ACCOUNT_IP, pair))
+    delay = LOGIN_BACKOFF.hit(account).delay if verdict.allowed else 0.0
+    delay += LOGIN_BUDGET.hit().delay
     if delay:
-        sleep(delay)
+        # Before the password is checked and whatever it turns out to be: a right guess must not
+        # come back sooner than a wrong one.
+        (sleep or _sleep)(delay)
     if not verdict.allowed:
         raise TooManyRequests(LOGIN_LIMITED)
     # ModelBackend hashes the password even for an unknown username, so the two answers also
@@ -162,14 +193,16 @@ def account_authenticate(
     user = authenticate(request, username=account, password=password)
     if not isinstance(user, User):
         return None
-    LOGIN_PER_ACCOUNT.reset(account)
+    LOGIN_BACKOFF.reset(account)
+    LOGIN_PER_ACCOUNT_IP.reset(pair)
     LOGIN_PER_IP.refund(ip)
     return user
 
 
 def login_bucket_reset(*, email: str) -> None:
-    """After a password reset: the parent proved who they are, so earlier misses are forgiven."""
-    LOGIN_PER_ACCOUNT.reset(email.strip().lower())
+    """After a password reset: the parent proved who they are, so earlier misses are forgiven.
+    Only the account's delay: addresses that guessed stay refused until their lock-out ends."""
+    LOGIN_BACKOFF.reset(email.strip().lower())
 
 
 # --- Email ---------------------------------------------------------------------------------------
@@ -303,6 +336,55 @@ def mobile_problem(raw: str) -> str:
     return "Enter a mobile number, like 07700 900123."
 
 
+EMAIL_FIRST = (
+    "Confirm your email address first: follow the link in the email we sent you. Then you can "
+    "add your mobile number."
+)
+CODES_LIMITED = "We have sent several codes in the last hour. Wait an hour and try again."
+
+
+def sms_countries() -> frozenset[str]:
+    """The countries (ISO codes) whose mobiles the install sends verification codes to: the
+    HOMELINK_SMS_COUNTRIES setting, or else the phone regions of the install's schools (none
+    before the first school is added). A code sent abroad costs more and earns fraudsters more."""
+    configured = settings.HOMELINK_SMS_COUNTRIES
+    if configured:
+        return frozenset(code.upper() for code in configured)
+    regions = School.objects.values_list("phone_region", flat=True).distinct()
+    return frozenset(region.upper() for region in regions if region)
+
+
+def mobile_country(e164: str) -> str:
+    """The country (ISO code) of a mobile in E.164, as libphonenumber reads it. The fictional
+    07700 9 range (invalid to libphonenumber, a mobile to homelink) is the United Kingdom's."""
+    if is_fictional(e164):
+        return "GB"
+    number = parse(e164)
+    found = region_code_for_number(number)
+    if found:
+        return str(found)
+    # A number libphonenumber does not know in detail: the main country of its calling code.
+    return str(region_code_for_country_code(number.country_code or 0))
+
+
+# Countries whose English name reads with "the" in a sentence.
+_WITH_THE = frozenset({"AE", "BS", "CZ", "DO", "GB", "GM", "NL", "PH", "US"})
+
+
+def _country_name(code: str) -> str:
+    example = example_number_for_type(code, PhoneNumberType.MOBILE)
+    name = (country_name_for_number(example, "en") if example else "") or code
+    return f"the {name}" if code in _WITH_THE else name
+
+
+def _countries_refused(allowed: frozenset[str]) -> str:
+    if not allowed:
+        return "We cannot send text messages yet. Leave the mobile number empty for now."
+    names = sorted(_country_name(code) for code in allowed)
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"We can only send text messages to mobile numbers in {listed}."
+
+
 def _code_hash(user_id: int, mobile: str, code: str) -> str:
     # Keyed and bound to the account and number: a leaked table gives nothing to brute-force
     # offline, and a code cannot be moved to another number.
@@ -323,18 +405,40 @@ def _send_mobile_code(*, to: str, code: str) -> None:
         logger.warning("mobile code not sent: retry=%s", exc.retry)
 
 
-def mobile_code_send(*, user: User, raw_mobile: str, now: dt.datetime | None = None) -> str:
+def mobile_code_send(
+    *,
+    user: User,
+    raw_mobile: str,
+    now: dt.datetime | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> str:
     """Text a six-digit code to a new mobile number; the number replaces the old one only once
-    the code is typed back (:func:`mobile_confirm`). Returns the number in E.164."""
+    the code is typed back (:func:`mobile_confirm`). Returns the number in E.164.
+
+    Each text is paid for, so one is sent only to an account whose email is confirmed (a real
+    inbox per account, not a hundred scripted sign-ups), to a mobile in a country the install
+    serves, within limits per account and per number, and under a site-wide budget that slows
+    every text past it and tells the operators.
+    """
     now = now or timezone.now()
+    if not _parent(user).email_verified_at:
+        raise MobileRefused(EMAIL_FIRST)
     problem = mobile_problem(raw_mobile)
     if problem:
         raise MobileRefused(problem)
     mobile = normalise_mobile(raw_mobile, MOBILE_REGION)
-    if not MOBILE_CODE_PER_ACCOUNT.hit(_actor(user), now=now).allowed:
-        raise TooManyRequests(
-            "We have sent several codes in the last hour. Wait an hour and try again."
-        )
+    allowed = sms_countries()
+    if mobile_country(mobile) not in allowed:
+        raise MobileRefused(_countries_refused(allowed))
+    verdict = limiter.hit_all(
+        (MOBILE_CODE_PER_ACCOUNT, _actor(user)), (MOBILE_CODE_PER_NUMBER, mobile), now=now
+    )
+    if not verdict.allowed:
+        # One message for both limits: which one it was would say the number is in use.
+        raise TooManyRequests(CODES_LIMITED)
+    delay = verify_sms_budget().hit(now=now).delay
+    if delay:
+        (sleep or _sleep)(delay)
     code = f"{secrets.randbelow(1_000_000):06d}"
     with transaction.atomic():
         parent = Parent.objects.select_for_update().get(user=user)
@@ -355,12 +459,14 @@ def mobile_code_send(*, user: User, raw_mobile: str, now: dt.datetime | None = N
     return mobile
 
 
-def mobile_code_resend(*, user: User, now: dt.datetime | None = None) -> str:
-    """A fresh code for the number waiting to be confirmed."""
+def mobile_code_resend(
+    *, user: User, now: dt.datetime | None = None, sleep: Callable[[float], None] | None = None
+) -> str:
+    """A fresh code for the number waiting to be confirmed (under the same rules)."""
     parent = _parent(user)
     if not parent.pending_mobile:
         raise MobileRefused("There is no number waiting to be confirmed. Enter your mobile first.")
-    return mobile_code_send(user=user, raw_mobile=parent.pending_mobile, now=now)
+    return mobile_code_send(user=user, raw_mobile=parent.pending_mobile, now=now, sleep=sleep)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,16 +6,25 @@ it compulsory for the school (``School.require_second_factor``): staff without a
 sent to set one up before they see anything of that school.
 
 The device belongs to the account, not to a school, so its pages live at ``/console/otp/…``.
+Site operators (``is_staff`` or ``is_superuser`` accounts) use the same pages: for them a second
+factor is always compulsory, because the operators' admin (:mod:`homelink.console.admin_site`)
+opens every school's data and serves only sessions that have given a code.
 Codes are checked with :func:`django_otp.verify_token` (row-locked, so a code is accepted once)
-after a per-account rate limit: five codes per 15 minutes, then a 15-minute lock-out. A refused
-code and a locked account get the same answer.
+after the limits in :mod:`homelink.ratelimit.policies` (``OTP_*``). Only someone signed in with the
+account's password reaches them, and even they cannot lock the owner out: an *address* is refused
+after five wrong codes for the account (twenty in all) for 15 minutes, while the account itself
+only slows down (a capped delay) and its owner is emailed when wrong codes pile up, so they change
+the password that was used. django-otp's own throttle, which would refuse the right code for
+longer and longer, is off (``OTP_TOTP_THROTTLE_FACTOR = 0``). A refused code and a refused address
+get the same answer.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from base64 import b32encode
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -24,23 +33,27 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
+from django.core.mail import mail_admins, send_mail
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from homelink.audit.services import audit_record
 from homelink.console.models import StaffMembership
 from homelink.console.services import Actor, actor_parts
-from homelink.ratelimit.limiter import Policy
-from homelink.schools.models import School
-
-#: Five codes per account per 15 minutes, then locked for 15 minutes. An authenticator code has
-#: a million values; five guesses a quarter-hour is about one chance in 4,000 a month.
-OTP_PER_ACCOUNT = Policy(
-    "otp:account", limit=5, window=timedelta(minutes=15), lockout=timedelta(minutes=15)
+from homelink.ratelimit import limiter
+from homelink.ratelimit.ip import client_ip
+from homelink.ratelimit.policies import (
+    OTP_BACKOFF,
+    OTP_BUDGET,
+    OTP_OWNER_ALERT_AFTER,
+    OTP_PER_ACCOUNT_IP,
+    OTP_PER_IP,
 )
+from homelink.schools.models import School
 
 #: The one answer to a wrong, expired, reused or rate-limited code.
 CODE_REFUSED = (
@@ -50,6 +63,8 @@ CODE_REFUSED = (
 
 ISSUER = "homelink"
 TOKEN_RE = re.compile(r"^[0-9]{6}$")
+
+logger = logging.getLogger(__name__)
 
 
 # --- Reading -------------------------------------------------------------------------------------
@@ -66,6 +81,27 @@ def is_staff(user: Any) -> bool:
     return bool(getattr(user, "is_authenticated", False)) and (
         StaffMembership.objects.filter(user_id=user.pk).exists()
     )
+
+
+def is_operator(user: Any) -> bool:
+    """A site operator: an active account that Django's admin would let in (``is_staff``), or a
+    superuser. Operators see every school's data, so their second factor is compulsory."""
+    return (
+        bool(getattr(user, "is_authenticated", False))
+        and bool(getattr(user, "is_active", False))
+        and bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+    )
+
+
+def may_use_second_factor(user: Any) -> bool:
+    """Who the second factor's pages are for: school staff and site operators."""
+    return is_operator(user) or is_staff(user)
+
+
+def second_factor_required(user: Any) -> bool:
+    """Whether the account must have an authenticator: an operator, or staff of a school that
+    requires one."""
+    return is_operator(user) or bool(schools_requiring(user))
 
 
 def schools_requiring(user: Any) -> list[School]:
@@ -121,13 +157,33 @@ def second_factor_redirect(
     return None
 
 
+def admin_redirect(request: HttpRequest, target: str | None = None) -> HttpResponse | None:
+    """Where an admin request must go first, or None to let the admin decide.
+
+    An operator whose session has not given a code goes to the verify page, or to the set-up
+    page when they have no authenticator yet, and comes back to ``target`` (by default the page
+    asked for) afterwards. Anyone else (signed out, not an operator, or verified) is left to the
+    admin's own permission check, which sends them to the site's sign-in page.
+    """
+    user = request.user
+    if not is_operator(user) or session_verified(request):
+        return None
+    here = target or request.get_full_path()
+    if confirmed_device(user) is not None:
+        return HttpResponseRedirect(with_next("console_otp:verify", here))
+    return HttpResponseRedirect(with_next("console_otp:setup", here))
+
+
 def safe_next(request: HttpRequest) -> str:
-    """The ``next`` page if it is on this site, else the console's home."""
+    """The ``next`` page if it is on this site, else the console's home (the admin's for an
+    operator who works for no school)."""
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target
+    if is_operator(request.user) and not is_staff(request.user):
+        return reverse("admin:index")
     return reverse("console:home")
 
 
@@ -184,9 +240,19 @@ def _lock_user(user: Any) -> None:
     get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
 
 
-def _audit_everywhere(user: Any, *, action: str, device: TOTPDevice, actor: Actor) -> None:
-    """One event in each of the user's schools: each school's administrators see it."""
-    label, actor_id = actor_parts(actor)
+def _audit_everywhere(
+    user: Any,
+    *,
+    action: str,
+    device: TOTPDevice,
+    actor: Actor,
+    label: str | None = None,
+) -> None:
+    """One event in each of the user's schools: each school's administrators see it. An
+    operator's account may have no school: their changes are logged and mailed to ``ADMINS``
+    (:func:`_tell_operators`) instead."""
+    default_label, actor_id = actor_parts(actor)
+    label = label or default_label
     for membership in StaffMembership.objects.select_related("school").filter(user_id=user.pk):
         audit_record(
             school=membership.school,
@@ -198,22 +264,80 @@ def _audit_everywhere(user: Any, *, action: str, device: TOTPDevice, actor: Acto
         )
 
 
-def token_allowed(user: Any) -> bool:
-    """Count one code attempt by the account; False once over the limit or locked out. Call
+def _tell_operators(user: Any, *, what: str, by: str) -> None:
+    """Log and mail ``ADMINS`` when an operator's second factor changes: the first device of an
+    account can be set up with its password alone, so the other operators must hear of it (an
+    operator who did not do it then knows their password is known). Names no secret."""
+    if not is_operator(user):
+        return
+    logger.warning("operator second factor %s: user_id=%s by=%s", what, user.pk, by)
+    mail_admins(
+        f"Operator second factor {what}",
+        f"The authenticator app of operator account {user.get_username()} (id {user.pk}) was "
+        f"{what} by {by}. If this was not expected, change that account's password and delete "
+        "its authenticator in the admin.",
+        fail_silently=True,
+    )
+
+
+def _sleep(seconds: float) -> None:
+    # A module attribute, so tests replace it instead of waiting.
+    time.sleep(seconds)
+
+
+def token_allowed(user: Any, ip: str) -> bool:
+    """Count one code attempt by the account from ``ip``; False once the address is over its
+    limits (for this account, or for all) or locked out. Never refuses the account as such. Call
     before checking the code and outside a transaction (the count must survive a rollback)."""
-    return OTP_PER_ACCOUNT.hit(f"user:{user.pk}").allowed
+    return limiter.hit_all((OTP_PER_IP, ip), (OTP_PER_ACCOUNT_IP, f"user:{user.pk} {ip}")).allowed
 
 
-def _check(user: Any, device: TOTPDevice, token: str) -> bool:
-    """Whether ``token`` is the device's current code (each code is accepted once; django-otp's
-    own throttling applies too). Counts against the limit."""
+def _check(request: HttpRequest, device: TOTPDevice, token: str) -> bool:
+    """Whether ``token`` is the device's current code (each code is accepted once). Counts
+    against the limits, and waits the account's delay before checking, right code or wrong."""
+    user = request.user
     token = token.replace(" ", "")
-    if not TOKEN_RE.match(token) or not token_allowed(user):
+    if not TOKEN_RE.match(token):
+        return False
+    ip = client_ip(request)
+    account = f"user:{user.pk}"
+    allowed = token_allowed(user, ip)
+    backoff = OTP_BACKOFF.hit(account) if allowed else None
+    delay = (backoff.delay if backoff else 0.0) + OTP_BUDGET.hit().delay
+    if delay:
+        _sleep(delay)
+    if not allowed:
         return False
     if django_otp.verify_token(user, device.persistent_id, token) is None:
+        if backoff is not None and backoff.failures + 1 == OTP_OWNER_ALERT_AFTER:
+            _tell_owner(user, wrong=OTP_OWNER_ALERT_AFTER)
         return False
-    OTP_PER_ACCOUNT.reset(f"user:{user.pk}")
+    OTP_BACKOFF.reset(account)
+    OTP_PER_ACCOUNT_IP.reset(f"{account} {ip}")
+    OTP_PER_IP.refund(ip)
     return True
+
+
+def _tell_owner(user: Any, *, wrong: int) -> None:
+    """Email the account: codes are only asked for after the password, so a run of wrong ones
+    means the password is probably known to someone else. The account is never locked (that
+    would lock the owner out too); changing the password ends every other session."""
+    if not user.email:
+        return
+    reset = settings.HOMELINK_PUBLIC_URL.rstrip("/") + reverse("password_reset")
+    send_mail(
+        "Wrong authenticator codes for your homelink account",
+        f"Someone signed in to homelink with your password and then entered {wrong} wrong codes "
+        "from an authenticator app.\n\n"
+        "If this was you, you can ignore this email.\n\n"
+        "If it was not you, someone else knows your password. Your authenticator app has kept "
+        f"them out so far. Change your password now: {reset}\n"
+        "Changing it signs everyone else out.\n",
+        None,
+        [user.email],
+        fail_silently=True,
+    )
+    logger.warning("second factor: wrong codes after the password, owner emailed: user=%s", user.pk)
 
 
 def device_confirm(*, request: HttpRequest, device: TOTPDevice, token: str) -> bool:
@@ -222,7 +346,7 @@ def device_confirm(*, request: HttpRequest, device: TOTPDevice, token: str) -> b
     user = request.user
     if device.user_id != user.pk or device.confirmed:
         return False
-    if not _check(user, device, token):
+    if not _check(request, device, token):
         return False
     with transaction.atomic():
         _lock_user(user)
@@ -232,6 +356,7 @@ def device_confirm(*, request: HttpRequest, device: TOTPDevice, token: str) -> b
         device.confirmed = True
         TOTPDevice.objects.filter(user_id=user.pk, confirmed=False).delete()
         _audit_everywhere(user, action="staff.second_factor_added", device=device, actor=user)
+    _tell_operators(user, what="set up", by="its owner, on the web")
     django_otp.login(request, device)
     return True
 
@@ -240,7 +365,7 @@ def session_verify(*, request: HttpRequest, token: str) -> bool:
     """Verify this session with a code from the account's authenticator."""
     user = request.user
     device = confirmed_device(user)
-    if device is None or not _check(user, device, token):
+    if device is None or not _check(request, device, token):
         return False
     django_otp.login(request, device)
     return True
@@ -253,6 +378,13 @@ def device_remove(*, request: HttpRequest, token: str) -> None:
     no authenticator, or (with :data:`CODE_REFUSED`) when the code is refused.
     """
     user = request.user
+    if is_operator(user):
+        # The admin needs a second factor: removing it would leave a password-only operator
+        # whose next device anyone with the password could set up. Another operator deletes a
+        # lost one in the admin, or ``homelink otp enrol --replace`` replaces it.
+        raise ValidationError(
+            "Site operators must keep a second factor: you cannot remove your authenticator."
+        )
     required = schools_requiring(user)
     if required:
         raise ValidationError(
@@ -262,7 +394,7 @@ def device_remove(*, request: HttpRequest, token: str) -> None:
     device = confirmed_device(user)
     if device is None:
         raise ValidationError("You have no authenticator to remove.")
-    if not _check(user, device, token):
+    if not _check(request, device, token):
         raise ValidationError(CODE_REFUSED)
     with transaction.atomic():
         _lock_user(user)
@@ -274,6 +406,59 @@ def device_remove(*, request: HttpRequest, token: str) -> None:
     request.session.pop(django_otp.DEVICE_ID_SESSION_KEY, None)
     if hasattr(request.user, "otp_device"):
         request.user.otp_device = None
+
+
+def device_delete_by_operator(*, device: TOTPDevice, operator: Any) -> None:
+    """An operator deletes a lost authenticator in the admin. The owner's sessions verified by it
+    stop being verified (django-otp's middleware no longer finds the device); each of the owner's
+    schools sees it in its audit trail."""
+    with transaction.atomic():
+        owner = device.user
+        _lock_user(owner)
+        _audit_everywhere(
+            owner,
+            action="staff.second_factor_removed",
+            device=device,
+            actor=operator,
+            label=f"admin:{operator.pk}",
+        )
+        device.delete()
+    _tell_operators(owner, what="deleted", by=f"operator id {operator.pk}, in the admin")
+
+
+# --- Enrolling from the command line -------------------------------------------------------------
+
+
+def offline_device(user: Any) -> TOTPDevice:
+    """A new authenticator for ``user``, not yet saved: its secret exists only in this process
+    until :func:`offline_device_install` saves it, so no web page can show it meanwhile."""
+    return TOTPDevice(user=user, name="Authenticator app", confirmed=True)
+
+
+def offline_device_install(*, device: TOTPDevice, token: str, replace: bool) -> bool:
+    """Save ``device`` as the account's authenticator once ``token`` is its current code (proof
+    the app has the secret); with ``replace``, the account's other devices are deleted (their
+    sessions stop being verified). False when the code is wrong, or when the account already has
+    an authenticator and ``replace`` is not given."""
+    token = token.replace(" ", "")
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    if not TOKEN_RE.match(token) or not totp.verify(int(token), device.tolerance):
+        return False
+    user = device.user
+    with transaction.atomic():
+        _lock_user(user)
+        existing = TOTPDevice.objects.filter(user_id=user.pk)
+        if not replace and existing.filter(confirmed=True).exists():
+            return False
+        existing.delete()
+        # As django-otp's own verify_token does: the code just typed is not accepted again
+        # (last_t), and the app's clock offset is remembered (drift).
+        device.last_t = totp.t()
+        device.drift = totp.drift
+        device.save()
+        _audit_everywhere(user, action="staff.second_factor_added", device=device, actor="cli")
+    _tell_operators(user, what="set up", by="the command line")
+    return True
 
 
 # --- The school's setting ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The second factor's pages: set up an authenticator app, give a code once per session, remove
-it. They are about the account, not a school, so they sit outside the school's URN; anyone
-signed in without a staff role at some school gets 404 (the pages do not exist for them)."""
+it. They are about the account, not a school, so they sit outside the school's URN. They serve
+school staff and site operators (the admin sends operators here); anyone else signed in gets 404
+(the pages do not exist for them)."""
 
 from __future__ import annotations
 
@@ -41,23 +42,23 @@ class TokenForm(forms.Form):
         return token
 
 
-def _refuse_non_staff(request: HttpRequest) -> HttpResponse | None:
+def _refuse_others(request: HttpRequest) -> HttpResponse | None:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    if not otp.is_staff(request.user):
+    if not otp.may_use_second_factor(request.user):
         raise Http404("no such page")
     return None
 
 
 def _context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    return {"next": otp.safe_next(request), **extra}
+    return {"next": otp.safe_next(request), "operator": otp.is_operator(request.user), **extra}
 
 
 @never_cache
 @require_http_methods(["GET", "HEAD"])
 def index(request: HttpRequest) -> HttpResponse:
     """Whether the account has an authenticator, which schools require one, and removal."""
-    refused = _refuse_non_staff(request)
+    refused = _refuse_others(request)
     if refused is not None:
         return refused
     required = otp.schools_requiring(request.user)
@@ -78,8 +79,9 @@ def index(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def setup(request: HttpRequest) -> HttpResponse:
-    """Show a new secret (text, otpauth URI and QR code); confirm it with the first code."""
-    refused = _refuse_non_staff(request)
+    """Show a new secret (text, otpauth URI and QR code); confirm it with the first code. The
+    secret is shown only while no device is confirmed: never again afterwards."""
+    refused = _refuse_others(request)
     if refused is not None:
         return refused
     if otp.confirmed_device(request.user) is not None:
@@ -97,6 +99,9 @@ def setup(request: HttpRequest) -> HttpResponse:
                 "each time you sign in.",
             )
             return redirect(otp.safe_next(request))
+        if otp.confirmed_device(request.user) is not None:
+            # Confirmed meanwhile (another tab): the secret is no longer shown.
+            return redirect("console_otp:index")
         form.add_error("token", otp.CODE_REFUSED)
     uri = otp.otpauth_uri(device)
     return render(
@@ -118,13 +123,13 @@ def setup(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
     """Give a code from the authenticator app: once per session."""
-    refused = _refuse_non_staff(request)
+    refused = _refuse_others(request)
     if refused is not None:
         return refused
     if otp.session_verified(request):
         return redirect(otp.safe_next(request))
     if otp.confirmed_device(request.user) is None:
-        if otp.schools_requiring(request.user):
+        if otp.second_factor_required(request.user):
             return redirect(otp.with_next("console_otp:setup", otp.safe_next(request)))
         return redirect(otp.safe_next(request))
     form = TokenForm(request.POST if request.method == "POST" else None)
@@ -141,7 +146,7 @@ def verify(request: HttpRequest) -> HttpResponse:
 def remove(request: HttpRequest) -> HttpResponse:
     """Remove the account's authenticator, with a code from it now (not when a school of the
     account requires a second factor)."""
-    refused = _refuse_non_staff(request)
+    refused = _refuse_others(request)
     if refused is not None:
         return refused
     form = TokenForm(request.POST)

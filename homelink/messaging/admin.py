@@ -76,6 +76,10 @@ class SmsBlockAdmin(ReadOnly):
 class InboundSmsAdmin(ReadOnly):
     list_display = ("from_number", "school", "action", "received_at")
     list_filter = ("school", "action")
+    # What a parent texted is for their school (the console's Replies page), not the operators;
+    # a reply can also carry a code texted to them. The action taken (STOP…) is what operators
+    # need to see.
+    exclude = ("text",)
 
 
 @admin.register(GatewayHealth)

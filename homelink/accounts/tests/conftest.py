@@ -75,3 +75,12 @@ def without_csrf(html: str) -> str:
 def fast_password_hashing(settings: Any) -> None:
     # The real hasher is slow on purpose; these tests log in hundreds of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delays the limits asked for (login back-off, site-wide budgets), recorded instead of
+    waited, so hundreds of attempts take no longer than the requests themselves."""
+    delays: list[float] = []
+    monkeypatch.setattr(services, "_sleep", delays.append)
+    return delays

@@ -16,6 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from homelink.accounts.models import Parent
 from homelink.browser_testing import (
@@ -29,6 +30,7 @@ from homelink.browser_testing import (
     focus_order,
     outbox_find,
 )
+from homelink.console.tests.operators import current_code
 from homelink.mis.tests.factories import contact, pupil, run_import
 from homelink.register.models import Adult, Link, Member, Source
 from homelink.registration.linking import link_with_code
@@ -75,10 +77,22 @@ def test_the_codes_read_out_of_the_letters_are_live(letters: dict[str, str]) -> 
         assert f"{found.member.forename} {found.member.surname}" == name
 
 
-def test_the_live_server_shares_the_test_database_and_serves_static_files(page: Page) -> None:
-    get_user_model().objects.create_user(
-        username=OPERATOR, email=OPERATOR, password=PASSWORD, is_staff=True, is_superuser=True
+def operator_with_authenticator(**flags: bool) -> TOTPDevice:
+    user = get_user_model().objects.create_user(
+        username=OPERATOR, email=OPERATOR, password=PASSWORD, **flags
     )
+    return TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+
+
+def give_code(page: Page, device: TOTPDevice) -> None:
+    """The admin's second factor, after the password (homelink/console/admin_site.py)."""
+    expect(page).to_have_url(re.compile(r"/console/otp/verify/\?next="))
+    page.get_by_label("Code from your authenticator app").fill(current_code(device))
+    page.get_by_role("button", name="Continue").click()
+
+
+def test_the_live_server_shares_the_test_database_and_serves_static_files(page: Page) -> None:
+    device = operator_with_authenticator(is_staff=True, is_superuser=True)
     # The admin sends operators to the site's own sign-in page, where the login limits apply.
     page.goto("/admin/")
     expect(page).to_have_url(re.compile(r"/login/\?next=/admin/"))
@@ -86,6 +100,7 @@ def test_the_live_server_shares_the_test_database_and_serves_static_files(page: 
     page.get_by_label("Email address").fill(OPERATOR)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    give_code(page, device)
     expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
     # ... and what the server wrote, the test reads.
     assert get_user_model().objects.get(username=OPERATOR).last_login is not None
@@ -126,14 +141,13 @@ def test_axe_passes_a_clean_page_and_lists_what_is_wrong_with_another(page: Page
 
 
 def test_each_new_page_is_a_different_person(new_page: Callable[..., Page]) -> None:
-    get_user_model().objects.create_user(
-        username=OPERATOR, email=OPERATOR, password=PASSWORD, is_staff=True
-    )
+    device = operator_with_authenticator(is_staff=True)
     first, second = new_page(), new_page()
     first.goto("/admin/")
     first.get_by_label("Email address").fill(OPERATOR)
     first.get_by_label("Password").fill(PASSWORD)
     first.get_by_role("button", name="Log in").click()
+    give_code(first, device)
     expect(first.get_by_role("heading", name="Site administration")).to_be_visible()
     second.goto("/admin/")
     expect(second).to_have_url(re.compile(r"/login/\?next=/admin/"))

@@ -1,4 +1,6 @@
-"""A mobile number becomes an SMS target only once the code texted to it is typed back."""
+"""A mobile number becomes an SMS target only once the code texted to it is typed back; and
+verification texts, which cost money, go only where they should: to confirmed accounts, to the
+install's countries, a few per account and per number, under a site-wide budget."""
 
 from __future__ import annotations
 
@@ -6,22 +8,38 @@ import datetime as dt
 import re
 
 import pytest
+from django.core import mail
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from homelink.accounts import services
+from homelink.accounts.limits import MOBILE_CODE_PER_ACCOUNT, MOBILE_CODE_PER_NUMBER
 from homelink.accounts.models import Parent
 from homelink.accounts.tests.conftest import logged_in, make_parent
 from homelink.messaging.models import OutboxMessage
+from homelink.ratelimit.limiter import MAX_DELAY
 from homelink.register.models import Adult
 from homelink.registration.redeem import redeem_code
 from homelink.registration.tests.factories import letter
+from homelink.schools.models import School
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NEW_MOBILE = "07700 900123"
 NEW_E164 = "+447700900123"
+IRISH_MOBILE = "+353 85 123 4567"
+IRISH_E164 = "+353851234567"
+
+
+@pytest.fixture(autouse=True)
+def _install_in_great_britain(school: School) -> School:
+    # Verification texts go to the countries of the install's schools: here one, in GB.
+    return school
+
+
+def texts() -> int:
+    return OutboxMessage.objects.filter(channel="sms").count()
 
 
 def texted_code(to: str = NEW_E164) -> str:
@@ -97,12 +115,125 @@ def test_a_code_works_five_times_at_most_and_for_fifteen_minutes() -> None:
     assert services.mobile_confirm(user=user, code=fresh) == NEW_E164
 
 
-def test_codes_sent_are_limited() -> None:
+def test_codes_sent_per_account_are_limited() -> None:
     client = logged_in(make_parent())
-    for _ in range(7):
-        ask_for_code(client)
-    assert OutboxMessage.objects.filter(channel="sms").count() == 5
-    assert "We have sent several codes" in ask_for_code(client).content.decode()
+    for n in range(MOBILE_CODE_PER_ACCOUNT.limit + 2):
+        ask_for_code(client, f"07700 900{n:03d}")
+    assert texts() == MOBILE_CODE_PER_ACCOUNT.limit
+    assert "We have sent several codes" in ask_for_code(client, "07700 900999").content.decode()
+
+
+# --- Where verification texts may go (no SMS pumping) --------------------------------------------
+
+
+def test_an_unconfirmed_account_is_sent_no_code_and_told_to_confirm_its_email_first() -> None:
+    user = make_parent(confirmed=False)
+    client = logged_in(user)
+    page = client.get(reverse("details")).content.decode()
+    assert "Confirm your email address first" in page
+    assert f"Follow the\n      link in the email we sent to {user.email}" in page
+
+    response = ask_for_code(client)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Confirm your email address first: follow the link in the email we sent you." in html
+    assert 'aria-describedby="id_mobile_helptext id_mobile_error"' in html
+    assert texts() == 0
+    assert Parent.objects.get(user=user).pending_mobile == ""
+    with pytest.raises(services.MobileRefused, match="Confirm your email address first"):
+        services.mobile_code_send(user=user, raw_mobile=NEW_MOBILE)
+    # A number left waiting (from before this rule) gets no new code either.
+    Parent.objects.filter(user=user).update(pending_mobile=NEW_E164)
+    resend = client.post(reverse("verify_mobile"), {"action": "resend"}, follow=True)
+    assert "Confirm your email address first" in resend.content.decode()
+    assert texts() == 0
+
+
+def test_once_the_email_is_confirmed_the_code_is_sent() -> None:
+    user = make_parent(confirmed=False)
+    client = logged_in(user)
+    ask_for_code(client)
+    Parent.objects.filter(user=user).update(email_verified_at=timezone.now())
+    assert ask_for_code(client)["Location"] == reverse("verify_mobile")
+    assert texts() == 1
+    assert "Confirm your email address first" not in client.get(reverse("details")).content.decode()
+
+
+def test_a_number_in_a_country_the_install_does_not_serve_is_sent_nothing(settings) -> None:
+    client = logged_in(make_parent())
+    for number in (IRISH_MOBILE, "+33 6 12 34 56 78", "+1 201 555 0123", "+44 7797 123456"):
+        response = ask_for_code(client, number)
+        assert response.status_code == 200, number
+        assert (
+            "We can only send text messages to mobile numbers in the United Kingdom."
+            in response.content.decode()
+        ), number
+    assert texts() == 0
+    # The fictional range libphonenumber calls invalid is the United Kingdom's, and works.
+    assert ask_for_code(client)["Location"] == reverse("verify_mobile")
+    assert texts() == 1
+
+
+def test_the_countries_are_the_schools_phone_regions_or_the_setting(settings) -> None:
+    user = make_parent()
+    School.objects.create(urn="900001", name="Scoil Example", phone_region="IE")
+    assert services.sms_countries() == {"GB", "IE"}
+    assert services.mobile_code_send(user=user, raw_mobile=IRISH_MOBILE) == IRISH_E164
+
+    settings.HOMELINK_SMS_COUNTRIES = ["FR"]
+    with pytest.raises(
+        services.MobileRefused, match="only send text messages to mobile numbers in France"
+    ):
+        services.mobile_code_send(user=user, raw_mobile=NEW_MOBILE)
+    settings.HOMELINK_SMS_COUNTRIES = ["GB", "JE"]
+    assert services.mobile_code_send(user=user, raw_mobile="+44 7797 123456") == "+447797123456"
+    assert OutboxMessage.objects.filter(channel="sms", to="+447797123456").count() == 1
+
+
+def test_without_a_school_no_text_is_sent(school: School) -> None:
+    user = make_parent()
+    school.delete()
+    with pytest.raises(services.MobileRefused, match="We cannot send text messages yet"):
+        services.mobile_code_send(user=user, raw_mobile=NEW_MOBILE)
+    assert texts() == 0
+
+
+def test_codes_to_one_number_are_limited_whichever_account_asks() -> None:
+    answers = [
+        ask_for_code(logged_in(make_parent(email=f"parent{n}@example.org")))
+        for n in range(MOBILE_CODE_PER_NUMBER.limit + 1)
+    ]
+    assert OutboxMessage.objects.filter(channel="sms", to=NEW_E164).count() == (
+        MOBILE_CODE_PER_NUMBER.limit
+    )
+    # The same words as the per-account limit: which one it was would say the number is in use.
+    assert "We have sent several codes in the last hour" in answers[-1].content.decode()
+    # Another number is not held up.
+    assert ask_for_code(logged_in(make_parent(email="other@example.org")), "07700 900777")[
+        "Location"
+    ] == reverse("verify_mobile")
+
+
+def test_the_budget_slows_verification_texts_and_tells_the_operators_once(settings) -> None:
+    settings.HOMELINK_VERIFY_SMS_BUDGET_PER_MINUTE = 3
+    settings.ADMINS = [("Operator", "ops@example.org")]
+    minute = timezone.now().replace(second=0, microsecond=0)
+    users = [make_parent(email=f"parent{n}@example.org") for n in range(8)]
+    delays: list[float] = []
+    for n, user in enumerate(users):
+        services.mobile_code_send(
+            user=user, raw_mobile=f"07700 900{n:03d}", now=minute, sleep=delays.append
+        )
+    # Nobody is refused: every code goes, the ones past the budget a little later.
+    assert texts() == len(users)
+    assert len(delays) == len(users) - 3
+    assert delays == sorted(delays) and delays[0] > 0 and delays[-1] <= MAX_DELAY
+    alerts = [m for m in mail.outbox if m.to == ["ops@example.org"]]
+    assert len(alerts) == 1
+    assert "sms:verify" in alerts[0].subject
+    # Numbers only: no number, address or code in the alert.
+    assert "07700" not in alerts[0].body and "+44" not in alerts[0].body
+    assert "@example.org" not in alerts[0].body
 
 
 def test_removing_the_mobile_removes_it_from_the_register(roll) -> None:

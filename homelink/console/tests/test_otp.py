@@ -1,6 +1,6 @@
 """The staff console's second factor, with django-otp's real TOTP device: set up, confirm,
-verify once per session, wrong and replayed codes, the lock-out, removal, the school's setting,
-and the decision ``staff_view`` asks :func:`second_factor_redirect` for."""
+verify once per session, wrong and replayed codes, the limits (an address is refused, the account
+only slowed: never locked), removal, the school's setting, and the decision ``staff_view`` asks :func:`second_factor_redirect` for."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from urllib.parse import urlencode
 import pytest
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages import get_messages
+from django.core import mail
 from django.http import HttpRequest, HttpResponse
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.urls import include, path, reverse
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import OTPMiddleware
@@ -25,6 +26,12 @@ from homelink.audit.models import AuditEvent
 from homelink.console import otp, permissions
 from homelink.console.models import Role, StaffMembership
 from homelink.console.tests.conftest import make_user, member_of
+from homelink.ratelimit.policies import (
+    OTP_BACKOFF,
+    OTP_OWNER_ALERT_AFTER,
+    OTP_PER_ACCOUNT_IP,
+    OTP_PER_IP,
+)
 from homelink.schools.models import School
 
 # Until homelink/urls.py mounts homelink.console.urls_otp, these tests mount it themselves.
@@ -42,10 +49,21 @@ STAFF_VIEW_ASKS = "second_factor_redirect" in inspect.getsource(permissions)
 
 
 @pytest.fixture(autouse=True)
-def _no_otp_throttle(settings):
-    # django-otp also makes the next try wait 1, 2, 4… seconds after a wrong code; these tests
-    # are about homelink's own limit, so its delay is off unless a test turns it back on.
-    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+def slept(monkeypatch) -> list[float]:
+    """The account's delays before each code is checked, recorded instead of waited."""
+    delays: list[float] = []
+    monkeypatch.setattr(otp, "_sleep", delays.append)
+    return delays
+
+
+HERE = "127.0.0.1"  # the test client's address
+
+
+def from_address(user: Any, ip: str) -> Client:
+    """A browser signed in as ``user`` from ``ip``."""
+    browser = Client(REMOTE_ADDR=ip)
+    browser.force_login(user)
+    return browser
 
 
 # --- Helpers -------------------------------------------------------------------------------------
@@ -281,7 +299,7 @@ def test_a_wrong_code_does_not_confirm(client, admin_a):
 def test_not_six_digits_is_a_form_error_and_costs_no_attempt(client, admin_a):
     client.force_login(admin_a)
     client.get(url("setup"))
-    for _ in range(otp.OTP_PER_ACCOUNT.limit + 2):
+    for _ in range(OTP_PER_ACCOUNT_IP.limit + 2):
         response = client.post(url("setup"), {"token": "12ab"})
         assert "Enter the 6 digits" in response.content.decode()
     device = TOTPDevice.objects.get(user=admin_a)
@@ -366,30 +384,105 @@ def test_verify_without_an_authenticator(client, admin_a, school, dashboard):
     assert client.get(url("verify", next=dashboard))["Location"] == url("setup", next=dashboard)
 
 
-def test_five_wrong_codes_lock_the_account_out_with_the_same_answer(client, admin_a):
+def test_five_wrong_codes_refuse_that_address_with_the_same_answer(client, admin_a):
     device = confirmed_for(admin_a)
     client.force_login(admin_a)
     wrong = []
-    for _ in range(otp.OTP_PER_ACCOUNT.limit):
+    for _ in range(OTP_PER_ACCOUNT_IP.limit):
         response = client.post(url("verify"), {"token": code_for(device, wrong=True)})
         wrong.append(response.content.decode())
-    locked = client.post(url("verify"), {"token": code_for(device)})
-    assert locked.status_code == 200
-    assert otp.CODE_REFUSED in locked.content.decode()
-    assert error_of(locked.content.decode()) == error_of(wrong[-1])
+    refused = client.post(url("verify"), {"token": code_for(device)})
+    assert refused.status_code == 200
+    assert otp.CODE_REFUSED in refused.content.decode()
+    assert error_of(refused.content.decode()) == error_of(wrong[-1])
     assert DEVICE_ID_SESSION_KEY not in client.session
-    # The right code is not consumed while locked: the lock-out refuses before checking it.
+    # The right code is not consumed while refused: the limit refuses before checking it.
     device.refresh_from_db()
     assert device.last_t == -1
-    verdict = otp.OTP_PER_ACCOUNT.hit(f"user:{admin_a.pk}")
-    assert verdict.locked
+    assert not otp.token_allowed(admin_a, HERE)
 
 
-def test_the_lock_out_is_per_account(client, admin_a, viewer_a):
+def test_wrong_codes_never_lock_the_owner_out(client, admin_a, slept):
+    """Someone who has the password (only they reach this page) tries codes from many addresses,
+    with django-otp's own throttle as the project sets it: the owner, with the app, gets in."""
+    device = confirmed_for(admin_a)
+    for a in range(6):
+        thief = from_address(admin_a, f"203.0.113.{a + 1}")
+        for _ in range(OTP_PER_ACCOUNT_IP.limit + 3):
+            thief.post(url("verify"), {"token": code_for(device, wrong=True)})
+        assert DEVICE_ID_SESSION_KEY not in thief.session
+    slept.clear()
+    owner = from_address(admin_a, "198.51.100.7")
+    owner.post(url("verify"), {"token": code_for(device)})
+    assert owner.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
+    assert slept == [OTP_BACKOFF.cap]  # a few seconds late at worst
+
+
+def test_django_otps_own_throttle_is_off():
+    # It would refuse the right code for 2**(failures-1) seconds: days, after an hour of a
+    # stolen password's guesses. homelink's limits replace it.
+    from django.conf import settings
+
+    assert settings.OTP_TOTP_THROTTLE_FACTOR == 0
+
+
+def test_an_address_is_refused_after_its_limit_for_all_accounts(db, admin_a):
+    # Stolen passwords of several accounts, tried from one address.
+    per_account = OTP_PER_ACCOUNT_IP.limit
+    accounts = [make_user(f"user{n}@a.example") for n in range(OTP_PER_IP.limit // per_account)]
+    for user in accounts:
+        assert all(otp.token_allowed(user, "203.0.113.9") for _ in range(per_account))
+    assert not otp.token_allowed(admin_a, "203.0.113.9")
+    assert otp.token_allowed(admin_a, "198.51.100.7")
+
+
+def test_signed_out_guesses_cost_the_owner_nothing(client, admin_a, slept):
+    device = confirmed_for(admin_a)
+    for n in range(20):
+        response = client.post(url("verify"), {"token": f"{n:06d}"})
+        assert response["Location"].startswith(reverse("login"))
+    client.force_login(admin_a)
+    client.post(url("verify"), {"token": code_for(device)})
+    assert client.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
+    assert slept == []
+
+
+def test_the_accounts_delay_grows_with_wrong_codes_and_is_capped(admin_a, slept):
+    device = confirmed_for(admin_a)
+    for a in range(8):
+        from_address(admin_a, f"203.0.113.{a + 1}").post(
+            url("verify"), {"token": code_for(device, wrong=True)}
+        )
+    assert slept == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]  # two free, then doubling, capped
+    assert OTP_BACKOFF.cap <= 3.0
+
+
+def test_the_owner_is_emailed_once_when_wrong_codes_pile_up(admin_a):
+    device = confirmed_for(admin_a)
+    for a in range(OTP_OWNER_ALERT_AFTER + 4):
+        from_address(admin_a, f"203.0.113.{a + 1}").post(
+            url("verify"), {"token": code_for(device, wrong=True)}
+        )
+    [alert] = mail.outbox
+    assert alert.to == [admin_a.email]
+    assert "someone else knows your password" in alert.body
+    assert "/password-reset/" in alert.body or reverse("password_reset") in alert.body
+    assert device.key not in alert.body
+    # A right code starts the count again, and with it the next alert.
+    owner = from_address(admin_a, "198.51.100.7")
+    owner.post(url("verify"), {"token": code_for(device)})
+    for a in range(OTP_OWNER_ALERT_AFTER - 1):
+        from_address(admin_a, f"203.0.113.{a + 50}").post(
+            url("verify"), {"token": code_for(device, wrong=True)}
+        )
+    assert len(mail.outbox) == 1
+
+
+def test_the_limit_is_per_account(client, admin_a, viewer_a):
     confirmed_for(admin_a)
     theirs = confirmed_for(viewer_a)
-    for _ in range(otp.OTP_PER_ACCOUNT.limit + 1):
-        otp.token_allowed(admin_a)
+    for _ in range(OTP_PER_ACCOUNT_IP.limit + 1):
+        otp.token_allowed(admin_a, HERE)
     client.force_login(viewer_a)
     client.post(url("verify"), {"token": code_for(theirs)})
     assert client.session[DEVICE_ID_SESSION_KEY] == theirs.persistent_id
@@ -398,23 +491,13 @@ def test_the_lock_out_is_per_account(client, admin_a, viewer_a):
 def test_a_right_code_starts_the_count_again(client, admin_a):
     device = confirmed_for(admin_a)
     client.force_login(admin_a)
-    for _ in range(otp.OTP_PER_ACCOUNT.limit - 1):
+    for _ in range(OTP_PER_ACCOUNT_IP.limit - 1):
         client.post(url("verify"), {"token": code_for(device, wrong=True)})
     client.post(url("verify"), {"token": code_for(device)})
     assert DEVICE_ID_SESSION_KEY in client.session
-    assert otp.OTP_PER_ACCOUNT.hit(f"user:{admin_a.pk}").remaining == (
-        otp.OTP_PER_ACCOUNT.limit - 1
+    assert OTP_PER_ACCOUNT_IP.hit(f"user:{admin_a.pk} {HERE}").remaining == (
+        OTP_PER_ACCOUNT_IP.limit - 1
     )
-
-
-def test_django_otps_own_delay_after_a_wrong_code_also_applies(client, admin_a, settings):
-    settings.OTP_TOTP_THROTTLE_FACTOR = 60
-    device = confirmed_for(admin_a)
-    client.force_login(admin_a)
-    client.post(url("verify"), {"token": code_for(device, wrong=True)})
-    response = client.post(url("verify"), {"token": code_for(device)})
-    assert otp.CODE_REFUSED in response.content.decode()
-    assert DEVICE_ID_SESSION_KEY not in client.session
 
 
 # --- Removing ------------------------------------------------------------------------------------
@@ -471,8 +554,8 @@ def test_no_removal_when_a_school_requires_it(client, admin_a, school):
     assert "cannot remove it" in client.get(url("index")).content.decode()
     # Refused before the code was checked: the code is still good, and no attempt counted.
     device.refresh_from_db()
-    assert otp.OTP_PER_ACCOUNT.hit(f"user:{admin_a.pk}").remaining == (
-        otp.OTP_PER_ACCOUNT.limit - 1
+    assert OTP_PER_ACCOUNT_IP.hit(f"user:{admin_a.pk} {HERE}").remaining == (
+        OTP_PER_ACCOUNT_IP.limit - 1
     )
 
 

@@ -1,4 +1,5 @@
-"""The operators' admin opens every register page (a broken list_display shows up here)."""
+"""The operators' admin opens every register page (a broken list_display shows up here), once
+the operator has given a code from their authenticator (homelink/console/admin_site.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from homelink.console.tests.operators import verified_operator
 from homelink.mis.tests.factories import contact, pupil, run_import
 from homelink.schools.models import School
 
@@ -22,7 +24,7 @@ def test_operators_can_open_every_admin_page(school: School, client: Client) -> 
             )
         ],
     )
-    client.force_login(User.objects.create_superuser("operator", "op@example.org", "x"))
+    verified_operator(client, User.objects.create_superuser("operator", "op@example.org", "x"))
     for app, model in [
         ("schools", "school"),
         ("register", "member"),
