@@ -289,16 +289,17 @@ HOMELINK_IMPORT_LOCK_SECONDS = int(os.environ.get("HOMELINK_IMPORT_LOCK_SECONDS"
 HOMELINK_IMPORT_MAX_BYTES = int(os.environ.get("HOMELINK_IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))
 
 # Verification texts (a code to confirm a parent's mobile) go only to mobiles in these countries
-# (ISO codes, "GB,IE"); unset, the phone regions of the install's schools. Past the budget per
-# minute every text is slowed and the operators (ADMINS) are emailed; nobody is refused.
+# (ISO codes, "GB,IE"): the operators' choice, never a school's. Past the budget per minute every
+# text is slowed and the operators (ADMINS) are emailed; past the day's cap none is sent.
 HOMELINK_SMS_COUNTRIES = [
     code.strip().upper()
-    for code in os.environ.get("HOMELINK_SMS_COUNTRIES", "").split(",")
+    for code in os.environ.get("HOMELINK_SMS_COUNTRIES", "GB").split(",")
     if code.strip()
 ]
 HOMELINK_VERIFY_SMS_BUDGET_PER_MINUTE = int(
     os.environ.get("HOMELINK_VERIFY_SMS_BUDGET_PER_MINUTE", "30")
 )
+HOMELINK_VERIFY_SMS_PER_DAY = int(os.environ.get("HOMELINK_VERIFY_SMS_PER_DAY", "2000"))
 # django-otp's own throttle doubles its wait after every wrong code without limit and refuses the
 # right code meanwhile: anyone holding a stolen password could lock the owner out for days.
 # homelink's limits (homelink/ratelimit/policies.py, OTP_*) replace it.

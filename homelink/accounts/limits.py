@@ -30,3 +30,12 @@ def verify_sms_budget() -> Budget:
     operators are emailed (once a minute while it lasts). Never refuses: a real rush of parents
     still gets its codes, a few seconds late. Read when used, so the setting is never stale."""
     return Budget("sms:verify", per_minute=settings.HOMELINK_VERIFY_SMS_BUDGET_PER_MINUTE)
+
+
+def verify_sms_per_day() -> Policy:
+    """Verification texts a day across the install, then none until the window moves on: the
+    budget above only slows, and a domain that takes mail for any address gives a script as many
+    confirmed accounts as it likes. Read when used, like the budget."""
+    return Policy(
+        "sms:verify_day", limit=settings.HOMELINK_VERIFY_SMS_PER_DAY, window=timedelta(days=1)
+    )

@@ -44,6 +44,7 @@ from homelink.accounts.limits import (
     MOBILE_CODE_PER_NUMBER,
     SIGNUP_PER_IP,
     verify_sms_budget,
+    verify_sms_per_day,
 )
 from homelink.accounts.models import Parent
 from homelink.audit.services import audit_record
@@ -61,7 +62,6 @@ from homelink.ratelimit.policies import (
 from homelink.register.identity import clean_text, normalise_email
 from homelink.register.models import Adult, Link, Member, Source
 from homelink.register.services import person_opt_out
-from homelink.schools.models import School
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +208,40 @@ def login_bucket_reset(*, email: str) -> None:
 # --- Email ---------------------------------------------------------------------------------------
 
 
+#: What a change of address or number in flight keeps until it is confirmed.
+PENDING_FIELDS = (
+    "pending_email",
+    "pending_mobile",
+    "mobile_code_hash",
+    "mobile_code_expires_at",
+    "mobile_code_attempts",
+)
+
+
+def pending_changes_clear(parent: Parent) -> None:
+    """Forget any change of address or number waiting for its link or code (the caller saves
+    ``PENDING_FIELDS``). Done whenever the account's owner proves themselves afresh (a first
+    confirmation, a password reset, an accepted invitation): a change asked for before may have
+    been asked by someone else, and completed it would move the account to them."""
+    parent.pending_email = ""
+    parent.pending_mobile = ""
+    parent.mobile_code_hash = ""
+    parent.mobile_code_expires_at = None
+    parent.mobile_code_attempts = 0
+
+
+def password_reset_done(*, user: User) -> None:
+    """After a password reset by the mailbox's owner: earlier misses are forgiven and changes
+    that were waiting are dropped (the confirmation links sent for them died with the old
+    password too)."""
+    login_bucket_reset(email=user.email)
+    with transaction.atomic():
+        parent = Parent.objects.select_for_update().filter(user=user).first()
+        if parent is not None:
+            pending_changes_clear(parent)
+            parent.save(update_fields=list(PENDING_FIELDS))
+
+
 def _parent(user: User) -> Parent:
     parent, _ = Parent.objects.get_or_create(user=user)
     return parent
@@ -228,7 +262,9 @@ def send_email_confirmation(*, user_id: int) -> None:
     address = email_to_confirm(parent)
     if not address:
         return
-    token = tokens.make_email_token(user_id=user_id, email=address)
+    token = tokens.make_email_token(
+        user_id=user_id, email=address, password_hash=parent.user.password
+    )
     link = settings.HOMELINK_PUBLIC_URL.rstrip("/") + reverse("confirm_email", args=[token])
     body = render_to_string(
         "accounts/email/confirm_email.txt",
@@ -299,6 +335,11 @@ def email_confirm(*, token: str, now: dt.datetime | None = None) -> User:
         if parent is None:
             raise ConfirmationFailed("This link is for an account that no longer exists.")
         user = parent.user
+        if not found.same_password(user.password):
+            raise ConfirmationFailed(
+                "This link was sent before the account's password was changed, so it no longer "
+                "works. Log in and ask for a new one."
+            )
         if parent.pending_email and found.is_for(parent.pending_email):
             if email_in_use(parent.pending_email, exclude_user_id=user.pk):
                 raise ConfirmationFailed("Another account now uses that email address.")
@@ -308,13 +349,16 @@ def email_confirm(*, token: str, now: dt.datetime | None = None) -> User:
         elif found.is_for(user.email):
             if parent.email_verified_at:
                 return user  # a second click on the same link
+            # The address is proved for the first time: any change of address or number asked
+            # for before was asked by whoever held the account unproved, who may not be its owner.
+            pending_changes_clear(parent)
         else:
             raise ConfirmationFailed(
                 "This link is for an email address you have since changed. Use the newest link "
                 "we sent you."
             )
         parent.email_verified_at = now
-        parent.save(update_fields=["email_verified_at", "pending_email"])
+        parent.save(update_fields=["email_verified_at", *PENDING_FIELDS])
         _push_details(parent, fields=("email",))
     logger.info("email confirmed: user=%s", user.pk)
     return user
@@ -341,17 +385,17 @@ EMAIL_FIRST = (
     "add your mobile number."
 )
 CODES_LIMITED = "We have sent several codes in the last hour. Wait an hour and try again."
+DAY_CAP_REACHED = (
+    "We cannot send more codes today. Try again tomorrow, or leave the mobile number for now."
+)
 
 
 def sms_countries() -> frozenset[str]:
     """The countries (ISO codes) whose mobiles the install sends verification codes to: the
-    HOMELINK_SMS_COUNTRIES setting, or else the phone regions of the install's schools (none
-    before the first school is added). A code sent abroad costs more and earns fraudsters more."""
-    configured = settings.HOMELINK_SMS_COUNTRIES
-    if configured:
-        return frozenset(code.upper() for code in configured)
-    regions = School.objects.values_list("phone_region", flat=True).distinct()
-    return frozenset(region.upper() for region in regions if region)
+    operators' HOMELINK_SMS_COUNTRIES (the United Kingdom unless set). Never a school's own
+    setting: a school's administrator must not widen what the whole install pays to text. A code
+    sent abroad costs more and earns fraudsters more."""
+    return frozenset(code.upper() for code in settings.HOMELINK_SMS_COUNTRIES)
 
 
 def mobile_country(e164: str) -> str:
@@ -436,6 +480,10 @@ def mobile_code_send(
     if not verdict.allowed:
         # One message for both limits: which one it was would say the number is in use.
         raise TooManyRequests(CODES_LIMITED)
+    if not verify_sms_per_day().hit("install", now=now).allowed:
+        # The hard cap: a rush of real parents stays far below it; a farm of confirmed accounts
+        # on a catch-all domain does not, and the operators are told by the budget's emails.
+        raise TooManyRequests(DAY_CAP_REACHED)
     delay = verify_sms_budget().hit(now=now).delay
     if delay:
         (sleep or _sleep)(delay)

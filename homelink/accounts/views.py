@@ -166,7 +166,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
-        services.login_bucket_reset(email=form.user.email)
+        services.password_reset_done(user=form.user)
         return response
 
 

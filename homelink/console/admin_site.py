@@ -32,6 +32,25 @@ from django_otp.models import Device
 
 from homelink.console import otp
 
+#: Field names a changelist may never be filtered on: a filter is an oracle (``?key__startswith=a``
+#: answers whether a secret starts with "a"), so a secret that is never shown could still be read
+#: out one character at a time.
+SECRET_FIELDS = frozenset({"key", "password", "token", "secret", "session_key", "session_data"})
+
+
+def _is_secret(part: str) -> bool:
+    return part in SECRET_FIELDS or part.endswith(("_hash", "_key", "_secret", "_token"))
+
+
+class NoSecretLookups:
+    """Mixed into every ModelAdmin of the operators' site: URL filters that touch a secret (a
+    device's key, a password hash, a token's hash) are refused, whatever the model."""
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if any(_is_secret(part) for part in lookup.split("__")):
+            return False
+        return bool(super().lookup_allowed(lookup, value, request))  # type: ignore[misc]
+
 
 class SecretFreeDeviceAdmin(admin.ModelAdmin[Device]):
     """Operators see who has an authenticator and delete a lost one; nothing here shows or sets
@@ -127,12 +146,12 @@ class OperatorAdminSite(OTPAdminSite):
             [model_or_iterable] if isinstance(model_or_iterable, ModelBase) else model_or_iterable
         )
         for model in models:
-            if _is_device(model) and not (
-                admin_class is not None and issubclass(admin_class, SecretFreeDeviceAdmin)
-            ):
-                super().register(model, SecretFreeDeviceAdmin)
-            else:
-                super().register(model, admin_class, **options)
+            chosen = admin_class or admin.ModelAdmin
+            if _is_device(model) and not issubclass(chosen, SecretFreeDeviceAdmin):
+                chosen = SecretFreeDeviceAdmin
+            if not issubclass(chosen, NoSecretLookups):
+                chosen = type(chosen.__name__, (NoSecretLookups, chosen), {})
+            super().register(model, chosen, **options)
 
 
 def _is_device(model: ModelBase) -> bool:

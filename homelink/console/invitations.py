@@ -44,6 +44,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from django_otp import devices_for_user
 
 from homelink.accounts.models import Parent
+from homelink.accounts.services import PENDING_FIELDS, pending_changes_clear
 from homelink.audit.services import audit_record
 from homelink.console.models import StaffInvitation, StaffMembership
 from homelink.console.services import Actor, actor_parts, role_checked
@@ -64,6 +65,28 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 INVITATION_PER_IP = Policy(
     "staff_invitation:ip", limit=20, window=dt.timedelta(hours=1), lockout=dt.timedelta(hours=1)
 )
+
+
+#: Invitations a school's administrators may send in a day (new, refreshed and sent again): a
+#: school adds a handful of staff at a time, and an account that mails any address it likes,
+#: with a school name it chose in the text, is a relay for spam and phishing.
+INVITATIONS_PER_SCHOOL = Policy("staff_invitation:school", limit=30, window=dt.timedelta(days=1))
+#: Sending one invitation again: a lost email is sent again once or twice.
+RESENDS_PER_INVITATION = Policy("staff_invitation:resend", limit=3, window=dt.timedelta(days=1))
+TOO_MANY_INVITATIONS = (
+    "This school has sent a lot of invitations today. Try again tomorrow, or ask the site's "
+    "operator to invite the person."
+)
+
+
+def _count_sending(actor: Actor, *checks: tuple[Policy, str]) -> None:
+    """Count an invitation email against the console's limits (before the transaction, so a
+    refusal still counts). The operator's command line is not limited."""
+    if isinstance(actor, str):
+        return
+    for policy, identity in checks:
+        if not policy.hit(identity).allowed:
+            raise ValidationError(TOO_MANY_INVITATIONS)
 
 
 class InvitationUnavailable(Exception):
@@ -285,6 +308,7 @@ def staff_invite(
     checked_role = role_checked(role)
     label, actor_id = actor_parts(actor)
     now = now or timezone.now()
+    _count_sending(actor, (INVITATIONS_PER_SCHOOL, str(school.pk)))
     token, hashed = _new_token()
     with transaction.atomic():
         # One invitation per address at a time: two administrators inviting the same address
@@ -332,6 +356,11 @@ def invitation_resend(
     """A new link for an open invitation (the old one stops working), for seven more days."""
     label, actor_id = actor_parts(actor)
     now = now or timezone.now()
+    _count_sending(
+        actor,
+        (RESENDS_PER_INVITATION, str(invitation.pk)),
+        (INVITATIONS_PER_SCHOOL, str(invitation.school_id)),
+    )
     token, hashed = _new_token()
     with transaction.atomic():
         locked = (
@@ -405,35 +434,33 @@ def _require_password(password: str | None, user: Any) -> str:
 
 
 def _confirm_email(account: Any, now: dt.datetime) -> None:
+    """The signed-in owner holds the link too: the address is theirs. A change of address or
+    number still waiting was perhaps asked for by someone who held the account before its
+    address was proved (their link, followed after this, would move the account and its new
+    role to them), so it goes."""
     parent, _ = Parent.objects.select_for_update().get_or_create(user=account)
     if parent.email_verified_at is None:
         parent.email_verified_at = now
-        parent.save(update_fields=["email_verified_at"])
+    pending_changes_clear(parent)
+    parent.save(update_fields=["email_verified_at", *PENDING_FIELDS])
 
 
 def _reclaim(account: Any, password: str, now: dt.datetime) -> int:
     """The mailbox's owner takes over an account whose email was never confirmed: whatever
-    its previous holder started or enrolled goes. Returns the authenticators removed."""
+    its previous holder started, typed or enrolled goes. Returns the authenticators removed."""
     account.set_password(password)  # other sessions end: their auth hash no longer matches
-    account.save(update_fields=["password"])
+    # The previous holder's choice of name is not the owner's (the owner can give theirs).
+    account.first_name = account.last_name = ""
+    account.save(update_fields=["password", "first_name", "last_name"])
     parent, _ = Parent.objects.select_for_update().get_or_create(user=account)
     parent.email_verified_at = now
-    # A change of address or number waiting for its link or code was asked for by whoever
-    # held the account; confirmed, it would move this account (and its role) to them.
-    parent.pending_email = ""
-    parent.pending_mobile = ""
-    parent.mobile_code_hash = ""
-    parent.mobile_code_expires_at = None
-    parent.mobile_code_attempts = 0
+    pending_changes_clear(parent)
+    # An unconfirmed account can have no adult in the register (linking needs a confirmed
+    # email), so its mobile is the account's alone to drop.
+    parent.mobile = ""
+    parent.mobile_verified_at = None
     parent.save(
-        update_fields=[
-            "email_verified_at",
-            "pending_email",
-            "pending_mobile",
-            "mobile_code_hash",
-            "mobile_code_expires_at",
-            "mobile_code_attempts",
-        ]
+        update_fields=["email_verified_at", "mobile", "mobile_verified_at", *PENDING_FIELDS]
     )
     removed = 0
     for device in list(devices_for_user(account, confirmed=None)):

@@ -98,6 +98,14 @@ def may_use_second_factor(user: Any) -> bool:
     return is_operator(user) or is_staff(user)
 
 
+def web_enrolment_allowed(user: Any) -> bool:
+    """Whether the account may set up its first authenticator on the web, with its password
+    alone. Not an operator's: a phished operator password would otherwise be enough to enrol the
+    attacker's phone and open every school's data in the admin. Operators enrol on the server
+    (``homelink otp enrol``), except in the demo and the tests (``HOMELINK_DEV``)."""
+    return not is_operator(user) or bool(settings.HOMELINK_DEV)
+
+
 def second_factor_required(user: Any) -> bool:
     """Whether the account must have an authenticator: an operator, or staff of a school that
     requires one."""

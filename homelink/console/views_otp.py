@@ -89,6 +89,8 @@ def setup(request: HttpRequest) -> HttpResponse:
         # alone, and would then pass the second factor.
         messages.info(request, "You already have an authenticator app set up.")
         return redirect("console_otp:index")
+    if not otp.web_enrolment_allowed(request.user):
+        return render(request, "console/otp_setup_on_server.html", _context(request), status=403)
     device = otp.pending_device(request.user)
     form = TokenForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():

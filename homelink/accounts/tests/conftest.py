@@ -35,7 +35,9 @@ def make_parent(
         email=email, forename=forename, surname=surname, password=PASSWORD
     )
     if confirmed:
-        services.email_confirm(token=tokens.make_email_token(user_id=user.pk, email=email))
+        services.email_confirm(
+            token=tokens.make_email_token(user_id=user.pk, email=email, password_hash=user.password)
+        )
         user.refresh_from_db()
     return user
 

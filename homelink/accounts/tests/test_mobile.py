@@ -174,12 +174,18 @@ def test_a_number_in_a_country_the_install_does_not_serve_is_sent_nothing(settin
     assert texts() == 1
 
 
-def test_the_countries_are_the_schools_phone_regions_or_the_setting(settings) -> None:
+def test_the_countries_are_the_operators_setting_never_a_schools(settings) -> None:
+    """A school's administrator sets their school's phone region on its Settings page; the
+    countries the whole install pays to text are the operator's choice alone."""
     user = make_parent()
     School.objects.create(urn="900001", name="Scoil Example", phone_region="IE")
-    assert services.sms_countries() == {"GB", "IE"}
-    assert services.mobile_code_send(user=user, raw_mobile=IRISH_MOBILE) == IRISH_E164
+    School.objects.create(urn="900002", name="Elsewhere", phone_region="UZ")
+    assert services.sms_countries() == {"GB"}
+    with pytest.raises(services.MobileRefused, match="only send text messages to mobile numbers"):
+        services.mobile_code_send(user=user, raw_mobile="+998 90 123 45 67")
 
+    settings.HOMELINK_SMS_COUNTRIES = ["GB", "IE"]
+    assert services.mobile_code_send(user=user, raw_mobile=IRISH_MOBILE) == IRISH_E164
     settings.HOMELINK_SMS_COUNTRIES = ["FR"]
     with pytest.raises(
         services.MobileRefused, match="only send text messages to mobile numbers in France"
@@ -190,12 +196,26 @@ def test_the_countries_are_the_schools_phone_regions_or_the_setting(settings) ->
     assert OutboxMessage.objects.filter(channel="sms", to="+447797123456").count() == 1
 
 
-def test_without_a_school_no_text_is_sent(school: School) -> None:
+def test_with_no_countries_no_text_is_sent(settings) -> None:
     user = make_parent()
-    school.delete()
+    settings.HOMELINK_SMS_COUNTRIES = []
     with pytest.raises(services.MobileRefused, match="We cannot send text messages yet"):
         services.mobile_code_send(user=user, raw_mobile=NEW_MOBILE)
     assert texts() == 0
+
+
+def test_a_daily_cap_refuses_verification_texts_across_the_install(settings) -> None:
+    """Unlimited confirmed accounts (a domain that takes mail for any address) still cannot
+    make the install text without end: past the day's cap, nobody gets a code until tomorrow."""
+    settings.HOMELINK_VERIFY_SMS_PER_DAY = 2
+    for n in range(3):
+        user = make_parent(f"p{n}@example.org")
+        if n < 2:
+            services.mobile_code_send(user=user, raw_mobile=f"07700 90020{n}")
+        else:
+            with pytest.raises(services.TooManyRequests, match="cannot send more codes today"):
+                services.mobile_code_send(user=user, raw_mobile=f"07700 90020{n}")
+    assert texts() == 2
 
 
 def test_codes_to_one_number_are_limited_whichever_account_asks() -> None:

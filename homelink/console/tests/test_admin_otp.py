@@ -137,7 +137,45 @@ def test_a_device_admin_that_shows_the_key_cannot_be_registered():
 
     site = OperatorAdminSite("elsewhere")
     site.register(TOTPDevice, TOTPDeviceAdmin)
-    assert type(site._registry[TOTPDevice]) is SecretFreeDeviceAdmin
+    registered = site._registry[TOTPDevice]
+    assert isinstance(registered, SecretFreeDeviceAdmin)
+    assert not isinstance(registered, TOTPDeviceAdmin)
+
+
+def test_no_changelist_can_be_filtered_on_a_secret(admin_a: Any) -> None:
+    """A filter is an oracle: ``?key__startswith=a`` would tell, one character at a time, a key
+    that is never shown. Every model's admin refuses filters on secrets (a 400, the same
+    whether the guess is right or wrong), and the other filters still work."""
+    client = Client(raise_request_exception=False)
+    device = TOTPDevice.objects.create(user=admin_a, name="phone", confirmed=True)
+    verified_session(client)
+    devices = reverse("admin:otp_totp_totpdevice_changelist")
+    users = reverse("admin:auth_user_changelist")
+    for url, lookup in (
+        (devices, f"key__startswith={device.key[:2]}"),
+        (devices, f"user__password__startswith={admin_a.password[:4]}"),
+        (users, f"password__startswith={admin_a.password[:4]}"),
+        (reverse("admin:console_staffinvitation_changelist"), "token_hash__startswith=a"),
+    ):
+        assert client.get(f"{url}?{lookup}").status_code == 400, lookup
+    assert client.get(f"{devices}?confirmed__exact=1").status_code == 200
+
+
+def test_operators_enrol_on_the_server_not_on_the_web(client: Client, settings) -> None:
+    """On a real install a phished operator password must not be enough to enrol the attacker's
+    phone: the web set-up page refuses operators and says how to enrol on the server. School
+    staff still set theirs up on the web."""
+    settings.HOMELINK_DEV = False
+    operator = make_operator()
+    client.force_login(operator)
+    first = client.get(reverse("admin:index"))
+    page = client.get(first["Location"])
+    assert page.status_code == 403
+    assert "homelink otp enrol --user op@example.org" in page.content.decode()
+    answer = client.post(reverse("console_otp:setup"), {"token": "123456"})
+    assert answer.status_code == 403
+    assert not TOTPDevice.objects.filter(user=operator).exists()
+    assert client.get(reverse("admin:index")).status_code == 302
 
 
 # --- A password is not enough --------------------------------------------------------------------

@@ -567,14 +567,20 @@ def test_the_migration_confirms_staff_made_by_the_tools_and_suspends_squatters(s
     migration = importlib.import_module("homelink.console.migrations.0003_staff_emails_confirmed")
     made_by_tools = make_user("made@school.example")
     StaffMembership.objects.create(user=made_by_tools, school=school, role="administrator")
+    # Made by the tools too, then opened /account/ a day later (which makes an empty row).
+    visitor = make_user("visitor@school.example")
+    StaffMembership.objects.create(user=visitor, school=school, role="administrator")
+    Parent.objects.create(user=visitor)
+    Parent.objects.filter(user=visitor).update(created_at=timezone.now() + timedelta(days=1))
     sign_up(OWNER)
     squatter = get_user_model().objects.get(username=OWNER)
     StaffMembership.objects.create(user=squatter, school=school, role="sender")
 
     migration.forwards(apps, None)
 
-    assert email_confirmed(made_by_tools)
+    assert email_confirmed(made_by_tools) and email_confirmed(visitor)
     assert StaffMembership.objects.filter(user=made_by_tools).exists()
+    assert StaffMembership.objects.filter(user=visitor).exists()
     assert not email_confirmed(squatter)
     assert not StaffMembership.objects.filter(user=squatter).exists()
     waiting = StaffInvitation.objects.get()
@@ -648,3 +654,122 @@ def test_no_service_gives_a_role_without_an_accepted_invitation() -> None:
     assert not hasattr(services, "staff_add")
     assert not hasattr(services_people, "staff_invite")
     assert callable(invitations.invitation_accept)
+
+
+# --- A change of address left pending by the squatter -----------------------------------------
+
+
+def confirmation_link(to: str) -> str:
+    sent = [m for m in mail.outbox if m.to == [to] and "/account/confirm/" in m.body]
+    assert sent, [m.to for m in mail.outbox]
+    found = re.search(r"https?://\S+(/account/confirm/\S+/)", sent[-1].body)
+    assert found is not None
+    return found.group(1)
+
+
+def test_a_pending_change_of_address_cannot_carry_the_role_away(admin_client, school, mailing):
+    """The squatter registers the address, asks to move the account to their own address and
+    keeps that link; the owner confirms the sign-up email that reached them, resets the password,
+    signs in and accepts. The squatter's saved link must then do nothing."""
+    attacker = Client()
+    with mailing():
+        attacker.post(
+            reverse("register"),
+            {
+                "email": OWNER,
+                "forename": "Mallory",
+                "surname": "Example",
+                "password1": ATTACKER_PASSWORD,
+                "password2": ATTACKER_PASSWORD,
+            },
+        )
+    with mailing():
+        attacker.post(reverse("details"), {"email": "mallory@evil.example", "mobile": ""})
+    saved = confirmation_link("mallory@evil.example")
+    # The owner follows the sign-up confirmation that came to their inbox.
+    assert Client().get(confirmation_link(OWNER)).status_code in (200, 302)
+    squatter = get_user_model().objects.get(username=OWNER)
+    assert email_confirmed(squatter)
+    # ... resets the password by email, signs in, and accepts the invitation.
+    squatter.set_password(OWNER_PASSWORD)
+    squatter.save()
+    with mailing():
+        invite_on_the_staff_page(admin_client, school, OWNER, Role.ADMINISTRATOR)
+    path, _ = link_in(invitation_mail(OWNER))
+    owner = Client()
+    owner.force_login(squatter)
+    open_link(owner, path)
+    owner.post(open_path(), {})
+    assert StaffMembership.objects.filter(user=squatter, school=school).exists()
+    # The attacker's saved link no longer moves the account.
+    Client().get(saved)
+    squatter.refresh_from_db()
+    assert squatter.email == OWNER and squatter.username == OWNER
+    assert Parent.objects.get(user=squatter).pending_email == ""
+
+
+def test_a_first_confirmation_drops_changes_asked_before_it(db):
+    from homelink.accounts.tests.conftest import make_parent
+
+    user = make_parent("first@example.org", confirmed=False)
+    Parent.objects.filter(user=user).update(pending_email="else@example.org")
+    from homelink.accounts import services, tokens
+
+    link = tokens.make_email_token(
+        user_id=user.pk, email="first@example.org", password_hash=user.password
+    )
+    services.email_confirm(token=link)
+    parent = Parent.objects.get(user=user)
+    assert parent.email_verified_at is not None and parent.pending_email == ""
+
+
+def test_a_new_password_voids_confirmation_links_sent_before(db):
+    from homelink.accounts import services, tokens
+    from homelink.accounts.tests.conftest import make_parent
+
+    user = make_parent("reset@example.org")
+    Parent.objects.filter(user=user).update(pending_email="moved@example.org")
+    before = tokens.make_email_token(
+        user_id=user.pk, email="moved@example.org", password_hash=user.password
+    )
+    user.set_password("a completely new passphrase 3")
+    user.save()
+    with pytest.raises(services.ConfirmationFailed, match="password was changed"):
+        services.email_confirm(token=before)
+    user.refresh_from_db()
+    assert user.email == "reset@example.org"
+
+
+# --- Limits on sending ---------------------------------------------------------------------------
+
+
+def test_a_schools_administrators_cannot_mail_without_end(admin_client, school, mailing):
+    """The console sends an email with a school name its administrator chose to any address:
+    a handful a day, not a relay for spam."""
+    limit = invitations.INVITATIONS_PER_SCHOOL.limit
+    with mailing():
+        for n in range(limit):
+            response = invite_on_the_staff_page(
+                admin_client, school, f"p{n}@spam.example", Role.VIEWER
+            )
+            assert response.status_code == 302, n
+        refused = invite_on_the_staff_page(admin_client, school, "one@more.example", Role.VIEWER)
+    assert refused.status_code == 400
+    assert "sent a lot of invitations today" in refused.content.decode()
+    assert not StaffInvitation.objects.filter(email="one@more.example").exists()
+    assert len([m for m in mail.outbox if m.to == ["one@more.example"]]) == 0
+    # The operator's command line is not limited.
+    with mailing():
+        staff_command(
+            "add", "--school", school.urn, "--email", "cli@ok.example", "--role", "viewer"
+        )
+    assert StaffInvitation.objects.filter(email="cli@ok.example").exists()
+
+
+def test_one_invitation_is_sent_again_a_few_times_a_day(admin_a, school, mailing):
+    with mailing():
+        invited = staff_invite(school=school, email=OWNER, role="viewer", actor=admin_a)
+    for _ in range(invitations.RESENDS_PER_INVITATION.limit):
+        invitations.invitation_resend(invitation=invited.invitation, actor=admin_a)
+    with pytest.raises(Exception, match="sent a lot of invitations today"):
+        invitations.invitation_resend(invitation=invited.invitation, actor=admin_a)
