@@ -54,10 +54,12 @@ from homelink.messaging.gateways import GatewayError, sms_gateway
 from homelink.mis.phones import PhoneKind, classify, is_fictional, normalise_mobile
 from homelink.ratelimit import limiter
 from homelink.ratelimit.policies import (
-    LOGIN_BACKOFF,
     LOGIN_BUDGET,
+    LOGIN_KNOWN_DEVICE,
+    LOGIN_NEW_DEVICES,
     LOGIN_PER_ACCOUNT_IP,
     LOGIN_PER_IP,
+    OTP_NEW_DEVICES,
 )
 from homelink.register.identity import clean_text, normalise_email
 from homelink.register.models import Adult, Link, Member, Source
@@ -105,6 +107,17 @@ class MobileRefused(AccountError):
 LOGIN_LIMITED = (
     "There have been too many attempts to log in from your connection. Wait 15 minutes and try "
     "again, or reset your password."
+)
+#: The hard cap for new devices: counted for unknown emails too, so it says nothing about the
+#: account.
+LOGIN_NEW_DEVICES_LIMITED = (
+    "Too many attempts to sign in to this account from new devices. Sign in from a device you "
+    "have used before, or reset your password."
+)
+#: Only a browser where the account's current password was given sees this.
+LOGIN_KNOWN_DEVICE_LIMITED = (
+    "There have been too many wrong passwords for this account on this device. Wait 15 minutes "
+    "and try again, or reset your password."
 )
 
 
@@ -160,49 +173,74 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
+def account_identity(email: str) -> str:
+    """The account an email typed at sign-in is checked against (its username): the normalised
+    address, or the text as typed, stripped and lower-cased, when it is not an address. Limits and
+    the known-device cookie (:mod:`homelink.ratelimit.devices`) are keyed by it."""
+    return (normalise_email(email) or email).strip().lower()
+
+
 def account_authenticate(
     *,
     request: HttpRequest,
     email: str,
     password: str,
     ip: str,
+    known_device: bool,
     sleep: Callable[[float], None] | None = None,
 ) -> User | None:
     """The user for this email and password, or None: one answer for an unknown address and a
-    wrong password. Raises :class:`TooManyRequests` once the *address* is limited, for every
-    account or for this one (whether or not the account exists, so it reveals nothing either).
+    wrong password. Raises :class:`TooManyRequests` when a limit refuses the attempt; nothing
+    waits but the site-wide budget's delay (see :mod:`homelink.ratelimit.policies`).
 
-    The account is never refused (see :mod:`homelink.ratelimit.policies`): its failures only
-    make every attempt on it wait a little longer, at most a few seconds, so whoever knows an
-    address cannot keep its owner out.
+    ``known_device``: the browser's cookie says this account has signed in on it with its current
+    password (:func:`homelink.ratelimit.devices.is_known`). Then only the account's known-device
+    limit applies, never an address's, so nobody on the owner's connection can keep them out.
+    Otherwise the address's limits and the account's hard cap for new devices apply, counted for
+    unknown emails too, so a refusal reveals nothing either.
     """
-    account = (normalise_email(email) or email).strip().lower()
+    account = account_identity(email)
     pair = f"{account} {ip}"
-    # The address first: a refused address costs one statement and slows nobody else.
-    verdict = limiter.hit_all((LOGIN_PER_IP, ip), (LOGIN_PER_ACCOUNT_IP, pair))
-    delay = LOGIN_BACKOFF.hit(account).delay if verdict.allowed else 0.0
-    delay += LOGIN_BUDGET.hit().delay
+    if known_device:
+        refusal = None if LOGIN_KNOWN_DEVICE.hit(account).allowed else LOGIN_KNOWN_DEVICE_LIMITED
+    # The address first: a refused address costs one statement and adds nothing to the account's
+    # cap, so one address cannot use it all up alone.
+    elif not limiter.hit_all((LOGIN_PER_IP, ip), (LOGIN_PER_ACCOUNT_IP, pair)).allowed:
+        refusal = LOGIN_LIMITED
+    elif not LOGIN_NEW_DEVICES.hit(account).allowed:
+        refusal = LOGIN_NEW_DEVICES_LIMITED
+    else:
+        refusal = None
+    delay = LOGIN_BUDGET.hit().delay
     if delay:
-        # Before the password is checked and whatever it turns out to be: a right guess must not
-        # come back sooner than a wrong one.
+        # Before the password is checked and whatever it turns out to be.
         (sleep or _sleep)(delay)
-    if not verdict.allowed:
-        raise TooManyRequests(LOGIN_LIMITED)
+    if refusal is not None:
+        raise TooManyRequests(refusal)
     # ModelBackend hashes the password even for an unknown username, so the two answers also
     # take the same time.
     user = authenticate(request, username=account, password=password)
     if not isinstance(user, User):
         return None
-    LOGIN_BACKOFF.reset(account)
-    LOGIN_PER_ACCOUNT_IP.reset(pair)
-    LOGIN_PER_IP.refund(ip)
+    if known_device:
+        LOGIN_KNOWN_DEVICE.reset(account)
+    else:
+        LOGIN_PER_ACCOUNT_IP.reset(pair)
+        # Given back, not reset: the cap keeps counting an attacker's failures, and the owner
+        # signing in on a new device does not hand them a fresh twenty.
+        LOGIN_NEW_DEVICES.refund(account)
+        LOGIN_PER_IP.refund(ip)
     return user
 
 
-def login_bucket_reset(*, email: str) -> None:
-    """After a password reset: the parent proved who they are, so earlier misses are forgiven.
-    Only the account's delay: addresses that guessed stay refused until their lock-out ends."""
-    LOGIN_BACKOFF.reset(email.strip().lower())
+def login_limits_reset(*, user: User) -> None:
+    """After a password reset: the owner proved the mailbox, so the account's caps start again
+    (its new devices' passwords and codes) and its known devices' count is forgotten. Addresses
+    that guessed stay refused until their own lock-outs end."""
+    account = account_identity(user.get_username())
+    LOGIN_NEW_DEVICES.reset(account)
+    LOGIN_KNOWN_DEVICE.reset(account)
+    OTP_NEW_DEVICES.reset(f"user:{user.pk}")
 
 
 # --- Email ---------------------------------------------------------------------------------------
@@ -234,7 +272,7 @@ def password_reset_done(*, user: User) -> None:
     """After a password reset by the mailbox's owner: earlier misses are forgiven and changes
     that were waiting are dropped (the confirmation links sent for them died with the old
     password too)."""
-    login_bucket_reset(email=user.email)
+    login_limits_reset(user=user)
     with transaction.atomic():
         parent = Parent.objects.select_for_update().filter(user=user).first()
         if parent is not None:

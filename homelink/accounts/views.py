@@ -26,7 +26,8 @@ from homelink.accounts.models import Parent
 from homelink.console.models import StaffMembership
 from homelink.messaging.selectors import PARENT_MESSAGES_LIMIT
 from homelink.messaging.selectors import account_messages as messages_for_account
-from homelink.mis.phones import normalise_mobile
+from homelink.mis.phones import for_display, normalise_mobile
+from homelink.ratelimit import devices
 from homelink.ratelimit.ip import client_ip
 from homelink.registration.linking import CodeNotAccepted, LinkRefused
 from homelink.registration.redeem import redeem_code
@@ -99,12 +100,15 @@ def register(request: HttpRequest) -> HttpResponse:
 def login(request: HttpRequest) -> HttpResponse:
     form = forms.LoginForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"]
         try:
             user = services.account_authenticate(
                 request=request,
-                email=form.cleaned_data["email"],
+                email=email,
                 password=form.cleaned_data["password"],
                 ip=client_ip(request),
+                # A browser where this account signed in before: only its own limit applies.
+                known_device=devices.is_known(request, services.account_identity(email)),
             )
         except services.TooManyRequests as exc:
             form.add_error(None, exc.message)
@@ -113,7 +117,9 @@ def login(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, LOGIN_FAILED)
             else:
                 auth_login(request, user)
-                return redirect(_next_url(request))
+                response = redirect(_next_url(request))
+                devices.remember(request, response, user.get_username())
+                return response
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     return render(request, "accounts/login.html", {"form": form, "next": next_url})
 
@@ -167,6 +173,9 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
         services.password_reset_done(user=form.user)
+        # The owner proved the mailbox: this browser is theirs now, so they sign in with the new
+        # password whatever an attacker is doing to new devices.
+        devices.remember(self.request, response, form.user.get_username())
         return response
 
 
@@ -386,6 +395,7 @@ def delete_account(request: HttpRequest) -> HttpResponse:
             else:
                 try:
                     services.account_delete(user=user)
+                known_device=devices.is_known(request, services.account_identity(user.email)),
                 except services.AccountError as exc:
                     form.add_error(None, exc.message)
                 else:

@@ -10,19 +10,24 @@ Site operators (``is_staff`` or ``is_superuser`` accounts) use the same pages: f
 factor is always compulsory, because the operators' admin (:mod:`homelink.console.admin_site`)
 opens every school's data and serves only sessions that have given a code.
 Codes are checked with :func:`django_otp.verify_token` (row-locked, so a code is accepted once)
-after the limits in :mod:`homelink.ratelimit.policies` (``OTP_*``). Only someone signed in with the
-account's password reaches them, and even they cannot lock the owner out: an *address* is refused
-after five wrong codes for the account (twenty in all) for 15 minutes, while the account itself
-only slows down (a capped delay) and its owner is emailed when wrong codes pile up, so they change
-the password that was used. django-otp's own throttle, which would refuse the right code for
-longer and longer, is off (``OTP_TOTP_THROTTLE_FACTOR = 0``). A refused code and a refused address
-get the same answer.
+after the limits in :mod:`homelink.ratelimit.policies` (``OTP_*``), chosen by device
+(:mod:`homelink.ratelimit.devices`). Only someone signed in with the account's password reaches
+them. A browser that has given the account's code before counts only against the account's
+known-device limit, which nobody else can reach, so the owner is never refused because of someone
+else's guesses. Any other browser counts against its address's limits (five wrong codes for the
+account, twenty in all, per 15 minutes) and a hard cap per account: ten wrong codes an hour from
+new devices, whatever their addresses, and the password is replaced (every session ends) and the
+owner emailed a link to choose a new one; they are warned at five. Nothing waits except for the
+site-wide budget. django-otp's own throttle, which would refuse the right code for longer and
+longer, is off (``OTP_TOTP_THROTTLE_FACTOR = 0``). A refused code and a refused address get the
+same answer.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 from base64 import b32encode
 from typing import Any
@@ -31,24 +36,29 @@ from urllib.parse import quote, urlencode
 import django_otp
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth import logout as auth_logout
+from django.contrib.auth.tokens import default_token_generator
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.core.mail import mail_admins, send_mail
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.encoding import force_bytes
+from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_encode
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from homelink.audit.services import audit_record
 from homelink.console.models import StaffMembership
 from homelink.console.services import Actor, actor_parts
-from homelink.ratelimit import limiter
+from homelink.ratelimit import devices, limiter
 from homelink.ratelimit.ip import client_ip
+from homelink.ratelimit.limiter import Verdict
 from homelink.ratelimit.policies import (
-    OTP_BACKOFF,
     OTP_BUDGET,
+    OTP_KNOWN_DEVICE,
+    OTP_NEW_DEVICES,
     OTP_OWNER_ALERT_AFTER,
     OTP_PER_ACCOUNT_IP,
     OTP_PER_IP,
@@ -289,62 +299,149 @@ def _tell_operators(user: Any, *, what: str, by: str) -> None:
 
 
 def _sleep(seconds: float) -> None:
-    # A module attribute, so tests replace it instead of waiting.
+    # A module attribute, so tests replace it instead of waiting (only the site-wide budget asks).
     time.sleep(seconds)
 
 
 def token_allowed(user: Any, ip: str) -> bool:
-    """Count one code attempt by the account from ``ip``; False once the address is over its
-    limits (for this account, or for all) or locked out. Never refuses the account as such. Call
-    before checking the code and outside a transaction (the count must survive a rollback)."""
+    """Count one code attempt by the account from ``ip`` on a new device; False once the address
+    is over its limits (for this account, or for all) or locked out. Call before checking the code
+    and outside a transaction (the count must survive a rollback)."""
     return limiter.hit_all((OTP_PER_IP, ip), (OTP_PER_ACCOUNT_IP, f"user:{user.pk} {ip}")).allowed
+
+
+def device_remember(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """Remember on ``response`` that this browser gave the account's code: its later codes count
+    only against the account's known-device limit (:mod:`homelink.ratelimit.devices`). Call after
+    a right code."""
+    devices.remember(request, response, request.user.get_username(), factor=devices.SECOND_FACTOR)
+    return response
 
 
 def _check(request: HttpRequest, device: TOTPDevice, token: str) -> bool:
     """Whether ``token`` is the device's current code (each code is accepted once). Counts
-    against the limits, and waits the account's delay before checking, right code or wrong."""
+    against the limits first (nothing waits but the site-wide budget's delay):
+
+    - from a browser that has given this account's code before (under its current password):
+      only ``OTP_KNOWN_DEVICE``, which nobody else can reach;
+    - from any other: the address's limits, then the account's hard cap for new devices. Its
+      ``OTP_OWNER_ALERT_AFTER``-th wrong code warns the owner; the wrong code that reaches the
+      cap means the password is known to someone else, and ends it (:func:`_password_taken`).
+    """
     user = request.user
     token = token.replace(" ", "")
     if not TOKEN_RE.match(token):
         return False
     ip = client_ip(request)
     account = f"user:{user.pk}"
-    allowed = token_allowed(user, ip)
-    backoff = OTP_BACKOFF.hit(account) if allowed else None
-    delay = (backoff.delay if backoff else 0.0) + OTP_BUDGET.hit().delay
+    known = devices.is_known(request, user.get_username(), factor=devices.SECOND_FACTOR)
+    cap: Verdict | None = None
+    if known:
+        allowed = OTP_KNOWN_DEVICE.hit(account).allowed
+    elif token_allowed(user, ip):
+        cap = OTP_NEW_DEVICES.hit(account)
+        allowed = cap.allowed
+    else:
+        allowed = False
+    delay = OTP_BUDGET.hit().delay
     if delay:
         _sleep(delay)
     if not allowed:
         return False
     if django_otp.verify_token(user, device.persistent_id, token) is None:
-        if backoff is not None and backoff.failures + 1 == OTP_OWNER_ALERT_AFTER:
-            _tell_owner(user, wrong=OTP_OWNER_ALERT_AFTER)
+        if cap is not None:
+            # Each count is handed out once, so each of these happens once per run.
+            wrong = OTP_NEW_DEVICES.limit - cap.remaining
+            if cap.remaining == 0:
+                _password_taken(request, device)
+            elif wrong == OTP_OWNER_ALERT_AFTER:
+                _tell_owner(user, wrong=wrong)
         return False
-    OTP_BACKOFF.reset(account)
-    OTP_PER_ACCOUNT_IP.reset(f"{account} {ip}")
-    OTP_PER_IP.refund(ip)
+    if known:
+        OTP_KNOWN_DEVICE.reset(account)
+    else:
+        OTP_PER_ACCOUNT_IP.reset(f"{account} {ip}")
+        # Given back, not reset: the cap keeps counting the wrong codes of whoever else has the
+        # password, and the owner's right code does not hand them a fresh ten.
+        OTP_NEW_DEVICES.refund(account)
+        OTP_PER_IP.refund(ip)
     return True
 
 
-def _tell_owner(user: Any, *, wrong: int) -> None:
+def _reset_link(user: Any) -> str:
+    """A link that lets the mailbox's owner choose a new password (Django's reset link: valid
+    until the password changes, for ``PASSWORD_RESET_TIMEOUT``)."""
+    path = reverse(
+        "password_reset_confirm",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    return settings.HOMELINK_PUBLIC_URL.rstrip("/") + path
+
+
+def _password_taken(request: HttpRequest, device: TOTPDevice) -> None:
+    """Wrong codes from new devices reached the cap: only someone with the password gets to enter
+    a code, so someone other than the owner has it. The password is replaced with a random one
+    nobody knows (Django then ends every session of the account, and this one is ended now), the
+    owner is emailed a link to choose a new one, and each of their schools sees it in its audit
+    trail. A random password rather than Django's unusable one: the reset form sends nothing to
+    an account without a usable password, and the owner must always be able to reset."""
+    user_id = request.user.pk
+    assert user_id is not None  # only a signed-in account is asked for a code
+    with transaction.atomic():
+        owner = get_user_model().objects.select_for_update().get(pk=user_id)
+        owner.set_password(secrets.token_urlsafe(32))
+        owner.save(update_fields=["password"])
+        _audit_everywhere(
+            owner, action="staff.password_disabled", device=device, actor="second-factor limit"
+        )
+    auth_logout(request)
+    logger.warning(
+        "second factor: wrong codes reached the cap, password replaced and sessions ended: user=%s",
+        owner.pk,
+    )
+    _tell_owner(owner, wrong=OTP_NEW_DEVICES.limit, reset_link=_reset_link(owner))
+    if is_operator(owner):
+        mail_admins(
+            "Operator password replaced after wrong authenticator codes",
+            f"Operator account id {owner.pk} had {OTP_NEW_DEVICES.limit} wrong authenticator "
+            "codes entered after its password: its password was replaced and its sessions ended. "
+            "Its owner has been emailed a link to choose a new one.",
+            fail_silently=True,
+        )
+
+
+def _tell_owner(user: Any, *, wrong: int, reset_link: str = "") -> None:
     """Email the account: codes are only asked for after the password, so a run of wrong ones
-    means the password is probably known to someone else. The account is never locked (that
-    would lock the owner out too); changing the password ends every other session."""
+    means the password is probably known to someone else. A warning first; with ``reset_link``,
+    the news that the password was replaced and the link to choose a new one."""
     if not user.email:
         return
     reset = settings.HOMELINK_PUBLIC_URL.rstrip("/") + reverse("password_reset")
-    send_mail(
-        "Wrong authenticator codes for your homelink account",
-        f"Someone signed in to homelink with your password and then entered {wrong} wrong codes "
-        "from an authenticator app.\n\n"
-        "If this was you, you can ignore this email.\n\n"
-        "If it was not you, someone else knows your password. Your authenticator app has kept "
-        f"them out so far. Change your password now: {reset}\n"
-        "Changing it signs everyone else out.\n",
-        None,
-        [user.email],
-        fail_silently=True,
-    )
+    if reset_link:
+        subject = "Your homelink password has been turned off"
+        body = (
+            f"Someone signed in to homelink with your password and then entered {wrong} wrong "
+            "codes from an authenticator app, from devices you have not used before.\n\n"
+            "Someone else knows your password, so we have turned it off and signed everyone out "
+            "of your account. Your authenticator app kept them out.\n\n"
+            f"Choose a new password with this link (it works for a few days): {reset_link}\n"
+            f"If it has stopped working, ask for a new one here: {reset}\n"
+        )
+    else:
+        subject = "Wrong authenticator codes for your homelink account"
+        body = (
+            f"Someone signed in to homelink with your password and then entered {wrong} wrong "
+            "codes from an authenticator app.\n\n"
+            "If this was you, you can ignore this email.\n\n"
+            "If it was not you, someone else knows your password. Your authenticator app has kept "
+            f"them out so far. Change your password now: {reset}\n"
+            "Changing it signs everyone else out. After "
+            f"{OTP_NEW_DEVICES.limit} wrong codes we turn the password off ourselves.\n"
+        )
+    send_mail(subject, body, None, [user.email], fail_silently=True)
     logger.warning("second factor: wrong codes after the password, owner emailed: user=%s", user.pk)
 
 

@@ -100,7 +100,7 @@ def setup(request: HttpRequest) -> HttpResponse:
                 "Your authenticator app is set up. The console will ask for a code from it "
                 "each time you sign in.",
             )
-            return redirect(otp.safe_next(request))
+            return otp.device_remember(request, redirect(otp.safe_next(request)))
         if otp.confirmed_device(request.user) is not None:
             # Confirmed meanwhile (another tab): the secret is no longer shown.
             return redirect("console_otp:index")
@@ -137,7 +137,8 @@ def verify(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
         if otp.session_verify(request=request, token=form.cleaned_data["token"]):
-            return redirect(otp.safe_next(request))
+            # This browser's later codes count only against the owner's own limit.
+            return otp.device_remember(request, redirect(otp.safe_next(request)))
         form.add_error("token", otp.CODE_REFUSED)
     return render(request, "console/otp_verify.html", _context(request, form=form))
 

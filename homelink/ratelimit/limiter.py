@@ -18,9 +18,10 @@ slip past a check made before any of them failed. Resetting a per-account bucket
 password is right makes it count failures since the last success; refunding the per-IP attempt
 makes it count failures without letting one valid code wipe a spray's record.
 
-Passwords and second factors use a :class:`Backoff` per account instead of a per-account
-Policy: a delay that grows with the account's failures and is capped, and never a refusal, so no
-one can lock an owner out by guessing wrong on purpose (see :mod:`homelink.ratelimit.policies`).
+Passwords and second factors choose their policies by device: a browser known for the account
+(:mod:`homelink.ratelimit.devices`) counts only against the owner's own per-account limit, a new
+one against per-address limits and a hard per-account cap (see
+:mod:`homelink.ratelimit.policies`). Nothing here sleeps except what a :class:`Budget` asks for.
 
 Call these outside ``transaction.atomic`` blocks (before the one that redeems the code): inside
 one, a rollback would undo the count, and on PostgreSQL the bucket's row lock would be held until
@@ -51,15 +52,12 @@ from homelink.ratelimit.models import SCOPE_MAX_LENGTH, Bucket
 from homelink.ratelimit.signals import budget_exceeded
 
 __all__ = [
-    "Backoff",
-    "BackoffVerdict",
     "Budget",
     "GlobalVerdict",
     "Policy",
     "Verdict",
     "bucket_key",
     "client_ip",
-    "count_attempt",
     "global_hit",
     "hit",
     "hit_all",
@@ -143,55 +141,6 @@ class Budget:
         return global_hit(self.scope, per_minute=self.per_minute, now=now)
 
 
-@dataclass(frozen=True, slots=True)
-class BackoffVerdict:
-    """``delay``: seconds to wait before checking this attempt. ``failures``: attempts since the
-    last success before this one (concurrent ones included); each value is handed out once, so
-    ``failures == n`` happens exactly once per run, fit for a one-off alert."""
-
-    delay: float
-    failures: int
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """A delay per identity that doubles with each failure past ``free`` and stops at ``cap``.
-
-    For the account a password or a second factor is checked against: it slows guessing at one
-    account from any number of addresses, but never refuses, so nobody can lock the owner out by
-    guessing wrong on purpose. Counted like a per-account Policy: ``hit`` before the check (its
-    count includes attempts still in flight), ``reset`` after a success, so it counts failures
-    since the last success. Like a Policy's, the window is fixed: ``window`` after its first
-    attempt the count starts again.
-    """
-
-    scope: str
-    free: int
-    first: float
-    cap: float
-    window: timedelta
-
-    def delay_after(self, failures: int) -> float:
-        """Seconds to wait before checking an attempt that follows ``failures`` failures."""
-        if failures < self.free:
-            return 0.0
-        # Bounded before the power: a spray's count would overflow a float long before it ends.
-        doublings = min(failures - self.free, 32)
-        return min(self.cap, self.first * 2**doublings)
-
-    def hit(self, identity: str, *, now: datetime | None = None) -> BackoffVerdict:
-        """Count one attempt; say how long to wait before checking it."""
-        count = count_attempt(self.scope, identity, window=self.window, now=now)
-        delay = self.delay_after(count - 1)
-        if delay == self.cap and self.delay_after(count - 2) < self.cap:
-            # Once per run of failures: enough to see an account being guessed at.
-            logger.info("rate limit backoff at its cap: scope=%s", self.scope)
-        return BackoffVerdict(delay=delay, failures=count - 1)
-
-    def reset(self, identity: str) -> None:
-        reset(self.scope, identity)
-
-
 def bucket_key(scope: str, identity: str) -> str:
     """The stored key: an HMAC of scope and identity under SECRET_KEY, never the identity itself.
 
@@ -240,20 +189,6 @@ def hit(
         retry_after=None if allowed else max(expires_at - now, timedelta(0)),
         locked=locked,
     )
-
-
-def count_attempt(
-    scope: str, identity: str, *, window: timedelta, now: datetime | None = None
-) -> int:
-    """Record one attempt by ``identity`` in ``scope``; return the attempts in the window so far,
-    this one included. Never refuses: for delays that grow with the count (:class:`Backoff`)."""
-    if not 0 < len(scope) <= SCOPE_MAX_LENGTH:
-        raise ValueError("scope must be 1 to 32 characters")
-    if window <= timedelta(0):
-        raise ValueError("window must be positive")
-    now = now or timezone.now()
-    count, _, _ = _upsert(scope, identity, limit=1, window=window, lockout=None, now=now)
-    return count
 
 
 def hit_all(*checks: tuple[Policy, str], now: datetime | None = None) -> Verdict:

@@ -81,7 +81,7 @@ def fast_password_hashing(settings: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The delays the limits asked for (login back-off, site-wide budgets), recorded instead of
+    """The delays the site-wide budgets asked for (the only ones left), recorded instead of
     waited, so hundreds of attempts take no longer than the requests themselves."""
     delays: list[float] = []
     monkeypatch.setattr(services, "_sleep", delays.append)

@@ -662,7 +662,7 @@ def test_no_service_gives_a_role_without_an_accepted_invitation() -> None:
 def confirmation_link(to: str) -> str:
     sent = [m for m in mail.outbox if m.to == [to] and "/account/confirm/" in m.body]
     assert sent, [m.to for m in mail.outbox]
-    found = re.search(r"https?://\S+(/account/confirm/\S+/)", sent[-1].body)
+    found = re.search(r"https?://\S+(/account/confirm/\S+/)", str(sent[-1].body))
     assert found is not None
     return found.group(1)
 

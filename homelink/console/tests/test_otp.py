@@ -1,14 +1,16 @@
 """The staff console's second factor, with django-otp's real TOTP device: set up, confirm,
-verify once per session, wrong and replayed codes, the limits (an address is refused, the account
-only slowed: never locked), removal, the school's setting, and the decision ``staff_view`` asks :func:`second_factor_redirect` for."""
+verify once per session, wrong and replayed codes, the limits (the owner's known browser has its
+own; new devices are refused by address, and past the account's cap the password ends), removal,
+the school's setting, and the decision ``staff_view`` asks :func:`second_factor_redirect` for."""
 
 from __future__ import annotations
 
 import inspect
 import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+import django_otp
 import pytest
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages import get_messages
@@ -26,9 +28,11 @@ from homelink.audit.models import AuditEvent
 from homelink.console import otp, permissions
 from homelink.console.models import Role, StaffMembership
 from homelink.console.tests.conftest import make_user, member_of
+from homelink.ratelimit import devices, limiter
+from homelink.ratelimit.limiter import Budget
 from homelink.ratelimit.policies import (
-    OTP_BACKOFF,
-    OTP_OWNER_ALERT_AFTER,
+    OTP_KNOWN_DEVICE,
+    OTP_NEW_DEVICES,
     OTP_PER_ACCOUNT_IP,
     OTP_PER_IP,
 )
@@ -50,13 +54,14 @@ STAFF_VIEW_ASKS = "second_factor_redirect" in inspect.getsource(permissions)
 
 @pytest.fixture(autouse=True)
 def slept(monkeypatch) -> list[float]:
-    """The account's delays before each code is checked, recorded instead of waited."""
+    """The site-wide budget's delays (the only ones left), recorded instead of waited."""
     delays: list[float] = []
     monkeypatch.setattr(otp, "_sleep", delays.append)
     return delays
 
 
 HERE = "127.0.0.1"  # the test client's address
+PASSWORD = "correct horse battery staple"  # make_user's
 
 
 def from_address(user: Any, ip: str) -> Client:
@@ -402,20 +407,135 @@ def test_five_wrong_codes_refuse_that_address_with_the_same_answer(client, admin
     assert not otp.token_allowed(admin_a, HERE)
 
 
-def test_wrong_codes_never_lock_the_owner_out(client, admin_a, slept):
-    """Someone who has the password (only they reach this page) tries codes from many addresses,
-    with django-otp's own throttle as the project sets it: the owner, with the app, gets in."""
+def known_browser(user: Any, device: TOTPDevice, ip: str) -> Client:
+    """A browser where ``user`` gave a right code before (it carries the device cookie), signed
+    in again since, not yet verified in this session."""
+    browser = from_address(user, ip)
+    browser.post(url("verify"), {"token": code_for(device)})
+    assert DEVICE_ID_SESSION_KEY in browser.session
+    assert devices.COOKIE_NAME in browser.cookies
+    browser.post(reverse("logout"))  # the site's sign-out: the device cookie stays
+    browser.force_login(user)
+    return browser
+
+
+def signed_in_with_password(ip: str) -> Client:
+    """A thief's browser, signed in through the login page with the stolen password."""
+    browser = Client(REMOTE_ADDR=ip)
+    answer = browser.post(reverse("login"), {"email": "office@a.example", "password": PASSWORD})
+    assert answer.status_code == 302
+    return browser
+
+
+def test_wrong_codes_never_lock_the_owner_out(admin_a, slept):
+    """Someone who has the password (only they reach this page) tries codes on the owner's own
+    address and elsewhere, past every address's limit and short of the account's cap, with
+    django-otp's own throttle as the project sets it: the owner's browser gets in at once."""
     device = confirmed_for(admin_a)
-    for a in range(6):
-        thief = from_address(admin_a, f"203.0.113.{a + 1}")
-        for _ in range(OTP_PER_ACCOUNT_IP.limit + 3):
+    at_school = "192.0.2.200"
+    owner = known_browser(admin_a, device, at_school)
+    thieves = [(at_school, OTP_PER_ACCOUNT_IP.limit + 3), ("203.0.113.1", 2), ("203.0.113.2", 2)]
+    for ip, codes in thieves:
+        thief = from_address(admin_a, ip)
+        for _ in range(codes):
             thief.post(url("verify"), {"token": code_for(device, wrong=True)})
         assert DEVICE_ID_SESSION_KEY not in thief.session
+    assert not otp.token_allowed(admin_a, at_school)  # the school's address is refused...
     slept.clear()
-    owner = from_address(admin_a, "198.51.100.7")
-    owner.post(url("verify"), {"token": code_for(device)})
+    owner.post(url("verify"), {"token": code_for(device)})  # ...but not the owner's browser
     assert owner.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
-    assert slept == [OTP_BACKOFF.cap]  # a few seconds late at worst
+    assert slept == []  # nothing waited
+
+
+def test_a_known_device_counts_only_against_its_own_limit(admin_a):
+    """The owner's own mistakes: her browser waits after OTP_KNOWN_DEVICE.limit of them, counts
+    nothing against new devices, and neither warns her nor ends her password."""
+    device = confirmed_for(admin_a)
+    owner = known_browser(admin_a, device, "198.51.100.7")
+    for _ in range(OTP_KNOWN_DEVICE.limit):
+        owner.post(url("verify"), {"token": code_for(device, wrong=True)})
+    refused = owner.post(url("verify"), {"token": code_for(device)})
+    assert otp.CODE_REFUSED in refused.content.decode()
+    assert DEVICE_ID_SESSION_KEY not in owner.session
+    assert mail.outbox == []
+    admin_a.refresh_from_db()
+    assert admin_a.check_password(PASSWORD)
+    assert OTP_NEW_DEVICES.hit(f"user:{admin_a.pk}").remaining == OTP_NEW_DEVICES.limit - 1
+
+
+def test_a_stolen_password_does_not_make_the_thiefs_browser_known_for_codes(admin_a):
+    device = confirmed_for(admin_a)
+    thief = signed_in_with_password("203.0.113.5")
+    assert devices.COOKIE_NAME in thief.cookies  # known for the password it gave...
+    thief.post(url("verify"), {"token": code_for(device, wrong=True)})
+    # ...but its code counted against the new devices' cap.
+    assert OTP_NEW_DEVICES.hit(f"user:{admin_a.pk}").remaining == OTP_NEW_DEVICES.limit - 2
+
+
+def test_wrong_codes_past_the_cap_end_the_password_and_every_session(
+    admin_a, school, monkeypatch, caplog
+):
+    """A stolen password tried from 400 addresses got 2,000 codes; now the account's new devices
+    get OTP_NEW_DEVICES.limit (10) wrong codes in all. The last one means the password is known
+    to someone else: it is replaced, every session ends (the thieves' and the owner's), the owner
+    is emailed a link to choose a new one, and the school's audit trail shows it."""
+    device = confirmed_for(admin_a)
+    owner = known_browser(admin_a, device, "198.51.100.7")
+    checked: list[str] = []
+    real = django_otp.verify_token
+
+    def counting(user, device_id, token):
+        checked.append(token)
+        return real(user, device_id, token)
+
+    monkeypatch.setattr(django_otp, "verify_token", counting)
+    thieves = [signed_in_with_password(f"203.0.113.{a + 1}") for a in range(40)]
+    for thief in thieves:
+        thief.post(url("verify"), {"token": code_for(device, wrong=True)})
+    assert OTP_NEW_DEVICES.limit <= 10
+    assert len(checked) == OTP_NEW_DEVICES.limit
+    # The password is gone: nobody knows the new one.
+    admin_a.refresh_from_db()
+    assert not admin_a.check_password(PASSWORD)
+    assert admin_a.has_usable_password()  # so the reset form still emails the owner a link
+    # Every session is over: the thieves' and the owner's are asked to sign in.
+    dashboard = reverse("console:dashboard", kwargs={"urn": school.urn})
+    for browser in (thieves[0], thieves[OTP_NEW_DEVICES.limit - 1], thieves[-1], owner):
+        assert browser.get(dashboard)["Location"].startswith(reverse("login"))
+    # The password does not come back from the thieves' browsers.
+    assert (
+        thieves[0]
+        .post(reverse("login"), {"email": "office@a.example", "password": PASSWORD})
+        .status_code
+        == 200
+    )
+    # The owner heard at the warning and at the end, with a link to choose a new password.
+    warning, ended = mail.outbox
+    assert warning.to == ended.to == [admin_a.email]
+    assert "someone else knows your password" in warning.body
+    assert "turned it off" in ended.body
+    assert "/password-reset/" in ended.body
+    assert device.key not in warning.body + ended.body
+    event = AuditEvent.objects.get(action="staff.password_disabled")
+    assert event.school == school and event.detail == {
+        "user_id": admin_a.pk,
+        "device_id": device.pk,
+    }
+    # Logged by the account's id only.
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert f"user={admin_a.pk}" in logged and "office@a.example" not in logged
+
+    # The owner follows the link, chooses a password, and gets in with it and her app, whatever
+    # the thieves' addresses had used up.
+    link = re.search(r"https?://\S+/password-reset/\S+", ended.body).group(0)
+    browser = Client(REMOTE_ADDR="198.51.100.8")
+    form = browser.get(urlsplit(link).path, follow=True)
+    new = "a new and long passphrase 9"
+    browser.post(form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
+    answer = browser.post(reverse("login"), {"email": "office@a.example", "password": new})
+    assert answer["Location"] == "/console/"
+    browser.post(url("verify"), {"token": code_for(device)})
+    assert browser.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
 
 
 def test_django_otps_own_throttle_is_off():
@@ -447,19 +567,22 @@ def test_signed_out_guesses_cost_the_owner_nothing(client, admin_a, slept):
     assert slept == []
 
 
-def test_the_accounts_delay_grows_with_wrong_codes_and_is_capped(admin_a, slept):
+def test_nothing_waits_but_the_site_wide_budget(admin_a, slept, monkeypatch):
     device = confirmed_for(admin_a)
     for a in range(8):
         from_address(admin_a, f"203.0.113.{a + 1}").post(
             url("verify"), {"token": code_for(device, wrong=True)}
         )
-    assert slept == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]  # two free, then doubling, capped
-    assert OTP_BACKOFF.cap <= 3.0
+    assert slept == []
+    monkeypatch.setattr(otp, "OTP_BUDGET", Budget("otp:global", per_minute=2))
+    for a in range(4):
+        from_address(admin_a, f"203.0.113.{a + 20}").post(url("verify"), {"token": "000000"})
+    assert len(slept) == 2 and max(slept) <= limiter.MAX_DELAY
 
 
-def test_the_owner_is_emailed_once_when_wrong_codes_pile_up(admin_a):
+def test_the_owner_is_warned_once_when_wrong_codes_pile_up(admin_a):
     device = confirmed_for(admin_a)
-    for a in range(OTP_OWNER_ALERT_AFTER + 4):
+    for a in range(OTP_NEW_DEVICES.limit - 1):
         from_address(admin_a, f"203.0.113.{a + 1}").post(
             url("verify"), {"token": code_for(device, wrong=True)}
         )
@@ -468,14 +591,9 @@ def test_the_owner_is_emailed_once_when_wrong_codes_pile_up(admin_a):
     assert "someone else knows your password" in alert.body
     assert "/password-reset/" in alert.body or reverse("password_reset") in alert.body
     assert device.key not in alert.body
-    # A right code starts the count again, and with it the next alert.
-    owner = from_address(admin_a, "198.51.100.7")
-    owner.post(url("verify"), {"token": code_for(device)})
-    for a in range(OTP_OWNER_ALERT_AFTER - 1):
-        from_address(admin_a, f"203.0.113.{a + 50}").post(
-            url("verify"), {"token": code_for(device, wrong=True)}
-        )
-    assert len(mail.outbox) == 1
+    # Short of the cap, the password still works.
+    admin_a.refresh_from_db()
+    assert admin_a.check_password(PASSWORD)
 
 
 def test_the_limit_is_per_account(client, admin_a, viewer_a):

@@ -358,49 +358,6 @@ class TestGlobalBudget:
         assert limiter.global_hit("login:global", per_minute=5, now=T0).delay == 0
 
 
-BACKOFF = limiter.Backoff("login:backoff", free=3, first=0.5, cap=3.0, window=WINDOW)
-
-
-@pytest.mark.django_db
-class TestBackoff:
-    def test_free_failures_then_doubling_up_to_the_cap_and_never_a_refusal(self) -> None:
-        verdicts = [BACKOFF.hit("pat@example.org", now=at(i / 10)) for i in range(2000)]
-        delays = [v.delay for v in verdicts]
-        assert delays[:8] == [0, 0, 0, 0.5, 1.0, 2.0, 3.0, 3.0]
-        assert set(delays[6:]) == {3.0}  # capped however long it goes on (no overflow either)
-        assert [v.failures for v in verdicts[:3]] == [0, 1, 2]
-        assert not hasattr(verdicts[-1], "allowed")  # a back-off has no way to say no
-
-    def test_a_success_resets_it_and_a_quiet_window_forgets_it(self) -> None:
-        for i in range(6):
-            BACKOFF.hit("pat@example.org", now=at(i))
-        BACKOFF.reset("pat@example.org")
-        assert BACKOFF.hit("pat@example.org", now=at(7)).delay == 0
-        for i in range(6):
-            BACKOFF.hit("sam@example.org", now=at(i))
-        assert BACKOFF.hit("sam@example.org", now=T0 + WINDOW).delay == 0
-
-    def test_per_identity_and_stored_as_a_keyed_hash(self) -> None:
-        for i in range(6):
-            BACKOFF.hit("Pat@Example.org", now=at(i))
-        assert BACKOFF.hit("pat@example.org", now=at(7)).delay == BACKOFF.cap
-        assert BACKOFF.hit("sam@example.org", now=at(7)).delay == 0
-        stored = list(Bucket.objects.values_list("key", flat=True))
-        assert not any("example" in key for key in stored)
-
-    def test_logs_once_when_it_reaches_its_cap(self, caplog) -> None:
-        for i in range(12):
-            BACKOFF.hit("pat@example.org", now=at(i))
-        logged = [r.getMessage() for r in caplog.records if "backoff" in r.getMessage()]
-        assert logged == ["rate limit backoff at its cap: scope=login:backoff"]
-
-    def test_count_attempt_checks_its_arguments(self) -> None:
-        with pytest.raises(ValueError, match="scope"):
-            limiter.count_attempt("x" * 33, "a", window=WINDOW)
-        with pytest.raises(ValueError, match="window"):
-            limiter.count_attempt("login:backoff", "a", window=timedelta(0))
-
-
 @pytest.mark.django_db
 class TestPrune:
     def test_prune_deletes_only_buckets_that_limit_nothing(self) -> None:
