@@ -18,7 +18,9 @@ from homelink.mis.tests.factories import pupil, run_import
 from homelink.register.models import Member
 from homelink.schools.models import School
 
-CTF = "gryphon_y7_2_students.xml"
+# A SIMS transfer-in for `school`, written to carry a real file's quirks (mis/tests/data/README.md).
+CTF = "ctf_transfer_contacts_out_of_order.xml"
+CTF_PATH = Path(__file__).resolve().parents[2] / "mis" / "tests" / "data" / CTF
 HOSTILE = (
     b'<?xml version="1.0"?><!DOCTYPE CTfile [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
     b"<CTfile><Header>&x;</Header></CTfile>"
@@ -52,17 +54,17 @@ def upload(client: Client, school: School, name: str, content: bytes, **data: An
     )
 
 
-def ctf_bytes(samples: Path) -> bytes:
-    return (samples / "ctf" / CTF).read_bytes()
+def ctf_bytes() -> bytes:
+    return CTF_PATH.read_bytes()
 
 
 def latest(school: School) -> ImportRun:
     return ImportRun.objects.filter(school=school).latest("pk")
 
 
-def test_upload_preview_then_apply(client, school, admin_a, samples):
+def test_upload_preview_then_apply(client, school, admin_a):
     client.force_login(admin_a)
-    response = upload(client, school, CTF, ctf_bytes(samples))
+    response = upload(client, school, CTF, ctf_bytes())
 
     assert response.status_code == 200
     run = latest(school)
@@ -76,7 +78,7 @@ def test_upload_preview_then_apply(client, school, admin_a, samples):
     assert "Preview ready" in page
     assert "Apply this import" in page and "Discard" in page
     assert "2 created" in page
-    assert "Lionel Richie" in page  # the itemised details
+    assert "Alfie Marchbank" in page  # the itemised details
     assert "plans against the register as it is then" in page
     assert Member.objects.filter(school=school).count() == 0  # a preview writes nothing
     # The file is kept, under a random name (never the user's), for the apply.
@@ -105,9 +107,9 @@ def test_upload_preview_then_apply(client, school, admin_a, samples):
     assert ImportRun.objects.filter(school=school, status=ImportRun.Status.APPLIED).count() == 1
 
 
-def test_discard_deletes_the_file_and_writes_nothing(client, school, admin_a, samples):
+def test_discard_deletes_the_file_and_writes_nothing(client, school, admin_a):
     client.force_login(admin_a)
-    upload(client, school, CTF, ctf_bytes(samples))
+    upload(client, school, CTF, ctf_bytes())
     run = latest(school)
     assert len(stored_files(school)) == 1
 
@@ -150,10 +152,10 @@ def test_errors_name_the_users_file_not_the_stored_one(client, school, admin_a):
 
 
 def test_a_viewer_sees_the_history_but_cannot_upload_apply_or_discard(
-    client, school, admin_a, viewer_a, samples
+    client, school, admin_a, viewer_a
 ):
     client.force_login(admin_a)
-    upload(client, school, CTF, ctf_bytes(samples))
+    upload(client, school, CTF, ctf_bytes())
     run = latest(school)
 
     client.force_login(viewer_a)
@@ -171,10 +173,10 @@ def test_a_viewer_sees_the_history_but_cannot_upload_apply_or_discard(
     assert len(stored_files(school)) == 1
 
 
-def test_another_import_running_is_recorded_and_can_be_retried(client, school, admin_a, samples):
+def test_another_import_running_is_recorded_and_can_be_retried(client, school, admin_a):
     lock = ImportRun.objects.create(school=school, file_name="cli.xml", digest="", format="ctf")
     client.force_login(admin_a)
-    response = upload(client, school, CTF, ctf_bytes(samples))
+    response = upload(client, school, CTF, ctf_bytes())
 
     run = latest(school)
     assert run.status == ImportRun.Status.FAILED and run.options["busy"] is True
@@ -256,12 +258,12 @@ def test_a_csv_with_a_mapping(client, school, admin_a):
     assert stored_files(school) == []
 
 
-def test_a_mapping_is_only_for_csv(client, school, admin_a, samples):
+def test_a_mapping_is_only_for_csv(client, school, admin_a):
     client.force_login(admin_a)
     response = client.post(
         url("imports", school),
         {
-            "file": SimpleUploadedFile(CTF, ctf_bytes(samples)),
+            "file": SimpleUploadedFile(CTF, ctf_bytes()),
             "mapping": SimpleUploadedFile("m.json", b"{}"),
         },
     )
@@ -283,9 +285,9 @@ def test_files_over_the_cap_are_refused_clearly(client, school, admin_a, setting
     assert stored_files(school) == []
 
 
-def test_the_users_file_name_is_never_a_path(client, school, admin_a, samples, settings):
+def test_the_users_file_name_is_never_a_path(client, school, admin_a, settings):
     client.force_login(admin_a)
-    upload(client, school, "../../../etc/evil.xml", ctf_bytes(samples))
+    upload(client, school, "../../../etc/evil.xml", ctf_bytes())
     run = latest(school)
     [stored] = stored_files(school)
     assert "evil" not in stored.name
@@ -293,10 +295,10 @@ def test_the_users_file_name_is_never_a_path(client, school, admin_a, samples, s
     assert run.file_name.endswith("evil.xml") and "/" not in run.file_name
 
 
-def test_a_queued_request_waits_and_refreshes(client, school, admin_a, settings, samples):
+def test_a_queued_request_waits_and_refreshes(client, school, admin_a, settings):
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
     client.force_login(admin_a)
-    response = upload(client, school, CTF, ctf_bytes(samples))
+    response = upload(client, school, CTF, ctf_bytes())
 
     run = latest(school)
     assert run.status == ImportRun.Status.QUEUED
@@ -313,7 +315,7 @@ def test_a_queued_request_waits_and_refreshes(client, school, admin_a, settings,
     assert "Refresh" not in response
 
 
-def test_the_task_ignores_a_path_that_is_not_the_requests(school, admin_a, samples):
+def test_the_task_ignores_a_path_that_is_not_the_requests(school, admin_a):
     run = ImportRun.objects.create(
         school=school,
         file_name=CTF,
@@ -323,9 +325,7 @@ def test_the_task_ignores_a_path_that_is_not_the_requests(school, admin_a, sampl
         upload=f"imports/{school.pk}/abc.xml",
         options={"dry_run": True},
     )
-    result = run_console_import.call(
-        school_id=school.pk, run_id=run.pk, upload=str(samples / "ctf" / CTF)
-    )
+    result = run_console_import.call(school_id=school.pk, run_id=run.pk, upload=str(CTF_PATH))
     assert result == "nothing to do"
     run.refresh_from_db()
     assert run.status == ImportRun.Status.QUEUED
@@ -372,15 +372,13 @@ def test_history_is_paginated_latest_first(client, school, viewer_a):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_database_worker_runs_the_preview_and_the_apply(
-    client, school, admin_a, samples, settings
-):
+def test_the_database_worker_runs_the_preview_and_the_apply(client, school, admin_a, settings):
     """The real backend: the page queues a task row; ``homelink db_worker --batch`` runs it."""
     from django.core.management import call_command
 
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     client.force_login(admin_a)
-    upload(client, school, CTF, ctf_bytes(samples))
+    upload(client, school, CTF, ctf_bytes())
     request = latest(school)
     assert request.status == ImportRun.Status.QUEUED
 

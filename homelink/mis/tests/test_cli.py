@@ -1,4 +1,6 @@
-"""The ``homelink`` commands as a data manager uses them, on the real sample files."""
+"""The ``homelink`` commands as a data manager uses them, on fixtures that carry the quirks of real
+SIMS and OneRoster files (data/README.md). The same imports of the real samples are in
+test_corpus.py (the conformance tier)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,12 @@ from homelink.register.models import Adult, Link, Member
 from homelink.schools.models import School
 
 pytestmark = pytest.mark.django_db
+
+DATA = Path(__file__).parent / "data"
+# Two pupils moving in (DestSchool LA 838 / Estab 4512: the `school` fixture), contacts out of order.
+TRANSFER = DATA / "ctf_transfer_contacts_out_of_order.xml"
+# One pupil, a DestSchool without a URN, contacts without a relationship.
+ONE_PUPIL = DATA / "ctf_missing_relationship_and_short_mobile.xml"
 
 
 def homelink(name: str, *args: str) -> str:
@@ -66,10 +74,8 @@ def test_school_add_and_set(db: None) -> None:
         homelink("school", "add", "--urn", "654321", "--name", "Bad", "--la", "8")
 
 
-def test_importing_a_real_sims_transfer_file_and_exporting_the_register(
-    school: School, samples: Path
-) -> None:
-    path = samples / "ctf" / "gryphon_y7_2_students.xml"
+def test_importing_a_sims_transfer_file_and_exporting_the_register(school: School) -> None:
+    path = TRANSFER
     summary = json.loads(homelink("import", "--school", school.urn, str(path), "--json"))
     assert summary["status"] == "applied"
     assert summary["students"]["created"] == 2
@@ -79,22 +85,22 @@ def test_importing_a_real_sims_transfer_file_and_exporting_the_register(
     data = export(school.urn)
     assert data["school"] == {"urn": school.urn, "name": school.name}
     students = {m["mis_id"]: m for m in data["members"]}
-    assert set(students) == {"G335311012004", "U865346313703"}
-    lionel = students["G335311012004"]
-    assert (lionel["forename"], lionel["surname"], lionel["kind"], lionel["status"]) == (
-        "Lionel",
-        "Richie",
+    assert set(students) == {"K838329919001", "A838329919002"}
+    alfie = students["K838329919001"]
+    assert (alfie["forename"], alfie["surname"], alfie["kind"], alfie["status"]) == (
+        "Alfie",
+        "Marchbank",
         "student",
         "current",
     )
     assert [
         (x["forename"], x["mobile"], x["email"], x["prime"], x["priority"], x["source"])
-        for x in lionel["links"]
-    ] == [("Jeanie", "+447702417987", "jean19richie@yahoo.com", True, 1, "import")]
-    sandy = students["U865346313703"]
+        for x in alfie["links"]
+    ] == [("Kerry", "+447700900220", "kerry19marchbank@example.org", True, 1, "import")]
+    poppy = students["A838329919002"]
     assert [
-        (x["forename"], x["mobile"], x["email"], x["relationship"]) for x in sandy["links"]
-    ] == [("Clare", "+447503732176", "newman629@btinternet.com", "mother")]
+        (x["forename"], x["mobile"], x["email"], x["relationship"]) for x in poppy["links"]
+    ] == [("Hannah", "+447700900238", "fairweather629@example.org", "mother")]
     member_keys = {
         "mis_id",
         "kind",
@@ -124,13 +130,13 @@ def test_importing_a_real_sims_transfer_file_and_exporting_the_register(
         "source",
         "relationship",
     }
-    assert member_keys <= set(lionel)
-    assert link_keys <= set(lionel["links"][0])
+    assert member_keys <= set(alfie)
+    assert link_keys <= set(alfie["links"][0])
 
 
-def test_adult_ids_are_stable_across_reimports(school: School, samples: Path) -> None:
+def test_adult_ids_are_stable_across_reimports(school: School) -> None:
     homelink("school", "set", school.urn, "--import-lower-priority", "on")
-    path = samples / "ctf" / "gryphon_y7_2_students.xml"
+    path = TRANSFER
     homelink("import", "--school", school.urn, str(path))
     first = export(school.urn)
     again = json.loads(homelink("import", "--school", school.urn, str(path), "--json"))
@@ -138,13 +144,11 @@ def test_adult_ids_are_stable_across_reimports(school: School, samples: Path) ->
     assert again["links"] == {"created": 0, "updated": 0, "removed": 0, "skipped": 0}
     assert export(school.urn) == first
     links = {m["mis_id"]: len(m["links"]) for m in first["members"]}
-    assert links == {"G335311012004": 4, "U865346313703": 3}
+    assert links == {"K838329919001": 4, "A838329919002": 3}
 
 
-def test_dry_run_shows_the_plan_and_changes_nothing(school: School, samples: Path) -> None:
-    out = homelink(
-        "import", "--school", school.urn, str(samples / "ctf" / "gryphon_y12.xml"), "--dry-run"
-    )
+def test_dry_run_shows_the_plan_and_changes_nothing(school: School) -> None:
+    out = homelink("import", "--school", school.urn, str(ONE_PUPIL), "--dry-run")
     assert "Preview (nothing written)" in out
     assert "1 created" in out
     assert "lower-priority contacts are not imported" in out
@@ -161,9 +165,9 @@ def test_dry_run_shows_the_plan_and_changes_nothing(school: School, samples: Pat
     ids=["billion-laughs", "external-entity"],
 )
 def test_a_hostile_file_is_refused_and_changes_nothing(
-    school: School, samples: Path, tmp_path: Path, payload: str
+    school: School, tmp_path: Path, payload: str
 ) -> None:
-    homelink("import", "--school", school.urn, str(samples / "ctf" / "gryphon_y12.xml"))
+    homelink("import", "--school", school.urn, str(ONE_PUPIL))
     before = export(school.urn)
     bad = tmp_path / "hostile.xml"
     bad.write_text(payload)
@@ -173,13 +177,11 @@ def test_a_hostile_file_is_refused_and_changes_nothing(
     assert ImportRun.objects.filter(status="failed").count() == 1
 
 
-def test_a_broken_file_names_the_line_and_changes_nothing(
-    school: School, samples: Path, tmp_path: Path
-) -> None:
-    text = (samples / "ctf" / "gryphon_y7_2_students.xml").read_text()
+def test_a_broken_file_names_the_line_and_changes_nothing(school: School, tmp_path: Path) -> None:
+    text = TRANSFER.read_text()
     broken = tmp_path / "broken.xml"
     # Cut the file off half-way through the second pupil.
-    broken.write_text(text[: text.index("Newman") + 40])
+    broken.write_text(text[: text.index("Fairweather") + 40])
     with pytest.raises(CommandError, match=r"line \d+") as err:
         homelink("import", "--school", school.urn, str(broken))
     assert "Nothing was changed" in str(err.value)
@@ -187,9 +189,9 @@ def test_a_broken_file_names_the_line_and_changes_nothing(
     assert not Adult.objects.exists()
 
 
-def test_a_file_from_another_school_is_refused_unless_forced(db: None, samples: Path) -> None:
+def test_a_file_from_another_school_is_refused_unless_forced(db: None) -> None:
     other = School.objects.create(urn="222222", name="Elsewhere", la_code="111", estab="2222")
-    path = str(samples / "ctf" / "gryphon_y12.xml")
+    path = str(ONE_PUPIL)
     with pytest.raises(CommandError, match="neither is Elsewhere"):
         homelink("import", "--school", other.urn, path)
     assert not Member.objects.exists()
@@ -198,31 +200,31 @@ def test_a_file_from_another_school_is_refused_unless_forced(db: None, samples: 
 
 
 def test_a_members_csv_adds_registration_groups_to_ctf_students(
-    school: School, samples: Path, tmp_path: Path
+    school: School, tmp_path: Path
 ) -> None:
-    homelink("import", "--school", school.urn, str(samples / "ctf" / "gryphon_y7_2_students.xml"))
+    homelink("import", "--school", school.urn, str(TRANSFER))
     csv = tmp_path / "groups.csv"
     csv.write_text(
-        "UPN,Forename,Surname,Reg Group,Year,Role ID\nG335311012004,Lionel,Richie,7R,7,1\nU865346313703,Sandy,Newman,7N,7,1\n"
+        "UPN,Forename,Surname,Reg Group,Year,Role ID\nK838329919001,Alfie,Marchbank,7M,7,1\nA838329919002,Poppy,Fairweather,7F,7,1\n"
     )
     summary = json.loads(homelink("import", "--school", school.urn, str(csv), "--json"))
     assert summary["students"]["updated"] == 2
     groups = dict(Member.objects.values_list("mis_id", "reg_group"))
-    assert groups == {"G335311012004": "7R", "U865346313703": "7N"}
+    assert groups == {"K838329919001": "7M", "A838329919002": "7F"}
     # A members CSV carries no contacts: the CTF's links are untouched.
     assert Link.objects.count() == 2
     # And a later CTF, which has no registration groups, leaves them alone.
-    homelink("import", "--school", school.urn, str(samples / "ctf" / "gryphon_y7_2_students.xml"))
+    homelink("import", "--school", school.urn, str(TRANSFER))
     assert dict(Member.objects.values_list("mis_id", "reg_group")) == groups
 
 
-def test_a_oneroster_folder_imports_and_records_the_org(school: School, samples: Path) -> None:
-    folder = samples / "oneroster" / "moodle_v1p1_Test_full_data_set"
+def test_a_oneroster_folder_imports_and_records_the_org(school: School) -> None:
+    folder = DATA / "oneroster_v1p1_links_from_the_parent_side"
     summary = json.loads(homelink("import", "--school", school.urn, str(folder), "--json"))
     assert summary["status"] == "applied"
     assert summary["format"] == "oneroster"
     school.refresh_from_db()
-    assert school.oneroster_org_id
+    assert school.oneroster_org_id == "org-dept-7"
     assert Member.objects.filter(kind="student").exists()
     assert Member.objects.filter(kind="adult", role="teacher").exists()
 
@@ -263,7 +265,7 @@ def test_the_leavers_guard_exits_non_zero_and_says_how_many(school: School, tmp_
     shutil.which("homelink", path=str(Path(sys.executable).parent)) is None,
     reason="console script not installed",
 )
-def test_the_console_script_exits_non_zero_on_a_bad_file(tmp_path: Path, samples: Path) -> None:
+def test_the_console_script_exits_non_zero_on_a_bad_file(tmp_path: Path) -> None:
     """The real process, as a cron job runs it: exit codes and JSON on stdout."""
     env = {
         **os.environ,
@@ -293,7 +295,7 @@ def test_the_console_script_exits_non_zero_on_a_bad_file(tmp_path: Path, samples
         ).returncode
         == 0
     )
-    ok = run("import", "--school", "100001", str(samples / "ctf" / "gryphon_y12.xml"), "--json")
+    ok = run("import", "--school", "100001", str(ONE_PUPIL), "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["students"]["created"] == 1
     bad = tmp_path / "bad.xml"

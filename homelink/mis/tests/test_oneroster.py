@@ -1,5 +1,7 @@
-"""OneRoster reader, on the real moodle samples (read by hand: see the expectations below) and on
-small fixtures for what the samples lack (homerooms, links from both sides, zips)."""
+"""OneRoster reader, on small fictional fixtures written for these tests (data/README.md): the
+quirks of the real moodle samples (read by hand: see the expectations below), and what the samples
+lack (homerooms, links from both sides, zips). The same readings of the real samples are the
+conformance tier, in test_corpus.py."""
 
 from __future__ import annotations
 
@@ -38,128 +40,137 @@ def _zip_folder(folder: Path, target: Path, prefix: str = "") -> Path:
     return target
 
 
-# --------------------------------------------------------------------------- 1.1 sample
+# --------------------------------------------------------------------------- 1.1: parent side
+# Fixtures written for these tests, each named for the quirk it carries (data/README.md). The same
+# readings of the real moodle samples are the conformance tier, in test_corpus.py.
+
+V1P1 = DATA / "oneroster_v1p1_links_from_the_parent_side"
+V1P2 = DATA / "oneroster_v1p2_guardian_role_on_a_teacher"
 
 
-@pytest.fixture
-def v1p1(samples: Path) -> Path:
-    return samples / "oneroster" / "moodle_v1p1_Test_full_data_set"
-
-
-def test_v1p1_header(v1p1: Path) -> None:
-    parsed, _ = _read(v1p1)
+def test_v1p1_header() -> None:
+    parsed, _ = _read(V1P1)
     assert parsed.header.format == Format.ONEROSTER
     assert parsed.header.version == "1.1"
     assert parsed.header.qualifier == "bulk"
-    assert parsed.header.org_ids == ("org-sch-222-456",)
+    assert parsed.header.org_ids == ("org-dept-7",)  # orgs.csv, though it is a department
     assert parsed.header.carries_contacts
     assert parsed.header.carries_students
     assert parsed.header.carries_staff
 
 
-def test_v1p1_teachers_and_students(v1p1: Path) -> None:
-    _, members = _read(v1p1)
+def test_v1p1_teachers_and_students() -> None:
+    _, members = _read(V1P1)
     assert {k: m.role for k, m in members.items()} == {
-        "usr-222-123456": Role.TEACHER,  # John Doe
-        "usr-222-987654": Role.TEACHER,  # Jim Smith
-        "usr-222-66778899": Role.STUDENT,  # Mary Jones
-        "usr-222-1234561232": Role.STUDENT,  # mmichel Jones
-        "usr-222-567891": Role.STUDENT,  # Anna Brown
+        "tch-101": Role.TEACHER,  # Helen Garside
+        "tch-102": Role.TEACHER,  # Owen Pritchard
+        "stu-201": Role.STUDENT,  # Ruby Kaur (a row with no status or date)
+        "stu-202": Role.STUDENT,  # ella Kaur
+        "stu-203": Role.STUDENT,  # Noah Fenwick
     }
-    # Thomas Jones is a parent: a contact, never a member.
-    assert "usr-222-1234561" not in members
-    john = members["usr-222-123456"]
-    assert (john.forename, john.surname, john.email) == ("John", "Doe", "john.doe@myschool.com")
-    assert john.phones == (PhoneRecord("M", "6037778888"), PhoneRecord("H", "6032221111"))
-    assert john.contacts is None
-    anna = members["usr-222-567891"]
-    assert (anna.admission_no, anna.year, anna.reg_group) == ("anna.brown", "11", None)
+    # Daniel Kaur is a parent: a contact, never a member.
+    assert "par-301" not in members
+    helen = members["tch-101"]
+    assert (helen.forename, helen.surname, helen.email) == (
+        "Helen",
+        "Garside",
+        "helen.garside@example.org",
+    )
+    assert helen.phones == (PhoneRecord("M", "07700900401"), PhoneRecord("H", "07700 900402"))
+    assert helen.contacts is None
+    noah = members["stu-203"]
+    assert (noah.admission_no, noah.year, noah.reg_group) == ("noah.fenwick", "11", None)
 
 
-def test_v1p1_contacts_come_from_the_parent_side_only(v1p1: Path) -> None:
-    parsed, members = _read(v1p1)
-    # Mary's own row names teacher John Doe; Thomas Jones's (parent) row names Mary.
-    assert members["usr-222-66778899"].contacts == (
+def test_v1p1_contacts_come_from_the_parent_side_only() -> None:
+    parsed, members = _read(V1P1)
+    # Ruby's own row names teacher Helen Garside; Daniel Kaur's (parent) row names Ruby.
+    assert members["stu-201"].contacts == (
         ContactRecord(
             priority=1,
-            forename="Thomas",
-            surname="Jones",
+            forename="Daniel",
+            surname="Kaur",
             relationship="parent",
             parental_responsibility=True,
-            email="thomas.jones@testemail.com",
-            phones=(PhoneRecord("M", "6039876543"), PhoneRecord("H", "6039876543")),
-            mis_id="usr-222-1234561",
+            email="daniel.kaur@example.org",
+            phones=(PhoneRecord("M", "07700900421"), PhoneRecord("H", "07700900421")),
+            mis_id="par-301",
             where="users.csv line 4",
         ),
     )
-    # mmichel and Anna name only teachers: no contacts (and the file does carry contacts).
-    assert members["usr-222-1234561232"].contacts == ()
-    assert members["usr-222-567891"].contacts == ()
+    # ella and Noah name only teachers: no contacts (and the file does carry contacts).
+    assert members["stu-202"].contacts == ()
+    assert members["stu-203"].contacts == ()
     notes = "\n".join(parsed.notes)
-    assert "Mary Jones) names teacher usr-222-123456 (John Doe) as an agent: ignored" in notes
-    assert "mmichel Jones) names teacher usr-222-123456 (John Doe)" in notes
-    assert "Anna Brown) names teacher usr-222-987654 (Jim Smith)" in notes
+    assert "Ruby Kaur) names teacher tch-101 (Helen Garside) as an agent: ignored" in notes
+    assert "ella Kaur) names teacher tch-101 (Helen Garside)" in notes
+    assert "Noah Fenwick) names teacher tch-102 (Owen Pritchard)" in notes
     assert "known only from the parent's or guardian's agentSourcedIds" in notes
     # enrollments.csv without classes.csv cannot give registration groups: say so.
     assert "need both classes.csv and enrollments.csv" in notes
 
 
-# --------------------------------------------------------------------------- 1.2 samples
+# --------------------------------------------------------------------------- 1.2
 
 
-@pytest.fixture
-def v1p2(samples: Path) -> Path:
-    return samples / "oneroster" / "moodle_v1p2_full_dataset"
-
-
-def test_v1p2_full_dataset(v1p2: Path) -> None:
-    parsed, members = _read(v1p2)
+def test_v1p2_guardian_role_on_a_teacher() -> None:
+    parsed, members = _read(V1P2)
     assert (parsed.header.version, parsed.header.qualifier) == ("1.2", "bulk")
-    assert parsed.header.org_ids == ("org-sch-222-456",)
+    assert parsed.header.org_ids == ("org-sch-7",)
     assert {k: m.role for k, m in members.items()} == {
-        "usr-222-123456": Role.TEACHER,  # John Doe: primary teacher, secondary guardian
-        "usr-222-987654": Role.TEACHER,
-        "usr-222-66778899": Role.STUDENT,
-        "usr-222-1234561232": Role.STUDENT,
-        "usr-222-567891": Role.STUDENT,
-        # Thomas Jones only has a secondary siteAdministrator role in 1.2.
-        "usr-222-1234561": Role.OTHER,
+        "tch-101": Role.TEACHER,  # Helen Garside: primary teacher, secondary guardian
+        "tch-102": Role.TEACHER,
+        "stu-201": Role.STUDENT,
+        "stu-203": Role.STUDENT,
+        # Daniel Kaur only has a secondary siteAdministrator role in roles.csv.
+        "par-301": Role.OTHER,
     }
     # Nobody here is a parent, guardian or relative by primary role: the file says nothing
     # about contacts, so it must not clear anyone's links.
     assert not parsed.header.carries_contacts
     assert all(m.contacts is None for m in members.values())
-    mary = members["usr-222-66778899"]
-    assert (mary.forename, mary.surname, mary.year, mary.email) == (
-        "Mary",
-        "Jones",
+    ruby = members["stu-201"]
+    assert (ruby.forename, ruby.surname, ruby.year, ruby.email) == (
+        "Ruby",
+        "Kaur",
         "12",
-        "mary.jones@myschool.com",
+        "ruby.kaur@example.org",
     )
     notes = "\n".join(parsed.notes)
-    # Header typos, one note each.
-    assert notes.count("'dataLastModified' is not a OneRoster column") == 1
-    for typo in ("prefferedGivenName", "prefferedMiddleName", "prefferedFamilyName"):
-        assert notes.count(f"users.csv: column {typo!r} is not a OneRoster column") == 1
-    assert "usr-222-123456 has primary role teacher and secondary role guardian" in notes
-    assert "Mary Jones) names teacher usr-222-123456 (John Doe) as an agent: ignored" in notes
-    assert "Anna Brown) names teacher usr-222-987654 (Jim Smith)" in notes
-    assert "names student(s) usr-222-66778899 (Mary Jones) as agents: ignored" in notes
+    assert "tch-101 has primary role teacher and secondary role guardian" in notes
+    assert "Ruby Kaur) names teacher tch-101 (Helen Garside) as an agent: ignored" in notes
+    assert "Noah Fenwick) names teacher tch-102 (Owen Pritchard)" in notes
+    assert "names student(s) stu-201 (Ruby Kaur) as agents: ignored" in notes
     assert "no parents, guardians or relatives" in notes
 
 
-def test_v1p2_delta_with_one_student(samples: Path) -> None:
-    parsed, members = _read(samples / "oneroster" / "moodle_v1p2_oneroster_test_data")
+def test_v1p2_header_typos_are_ignored_with_one_note_each() -> None:
+    parsed, members = _read(DATA / "oneroster_v1p2_typo_headers")
+    assert (parsed.header.version, parsed.header.qualifier) == ("1.2", "bulk")
+    notes = "\n".join(parsed.notes)
+    assert notes.count("'dataLastModified' is not a OneRoster column") == 1
+    for typo in ("prefferedGivenName", "prefferedMiddleName", "prefferedFamilyName"):
+        assert notes.count(f"users.csv: column {typo!r} is not a OneRoster column") == 1
+    # The rest of each row still reads: the parent, from roles.csv, is Ruby's contact.
+    ruby = members["stu-201"]
+    assert (ruby.forename, ruby.surname, ruby.year) == ("Ruby", "Kaur", "12")
+    assert [(c.mis_id, c.relationship, c.priority) for c in ruby.contacts or ()] == [
+        ("par-301", "parent", 1)
+    ]
+
+
+def test_v1p2_delta_with_one_student_and_the_org_only_in_roles() -> None:
+    parsed, members = _read(DATA / "oneroster_v1p2_delta_org_only_in_roles")
     assert (parsed.header.version, parsed.header.qualifier) == ("1.2", "delta")
-    assert parsed.header.org_ids == ("ORG_1",)  # from roles.csv: no orgs.csv, no primary org
+    assert parsed.header.org_ids == ("ORG_7",)  # from roles.csv: no orgs.csv, no primary org
     assert not parsed.header.carries_staff
     assert list(members.values()) == [
         MemberRecord(
-            mis_id="USER_0",
-            forename="Bruce",
-            surname="Wayne",
+            mis_id="USER_1",
+            forename="Ivy",
+            surname="Quill",
             role=Role.STUDENT,
-            admission_no="bruce.wayne",
+            admission_no="ivy.quill",
             email="",
             phones=(),
             contacts=None,
@@ -176,8 +187,8 @@ def _records(source: Path) -> tuple[list[MemberRecord], list[str]]:
     return list(parsed.members), parsed.notes
 
 
-def test_zip_gives_the_same_records(v1p1: Path, v1p2: Path, tmp_path: Path) -> None:
-    for folder in (v1p1, v1p2):
+def test_zip_gives_the_same_records(tmp_path: Path) -> None:
+    for folder in (V1P1, V1P2):
         flat = _zip_folder(folder, tmp_path / f"{folder.name}.zip")
         nested = _zip_folder(folder, tmp_path / f"{folder.name}-nested.zip", prefix="export")
         assert _records(flat) == _records(folder)
@@ -185,24 +196,24 @@ def test_zip_gives_the_same_records(v1p1: Path, v1p2: Path, tmp_path: Path) -> N
         assert open_oneroster(nested).header == open_oneroster(folder).header
 
 
-def test_zip_with_parent_path_is_refused(v1p1: Path, tmp_path: Path) -> None:
-    target = _zip_folder(v1p1, tmp_path / "evil.zip")
+def test_zip_with_parent_path_is_refused(tmp_path: Path) -> None:
+    target = _zip_folder(V1P1, tmp_path / "evil.zip")
     with zipfile.ZipFile(target, "a") as zf:
         zf.writestr("../outside.csv", b"x")
     with pytest.raises(MisFormatError, match=r"unsafe path"):
         open_oneroster(target)
 
 
-def test_zip_with_absolute_path_is_refused(v1p1: Path, tmp_path: Path) -> None:
-    target = _zip_folder(v1p1, tmp_path / "evil.zip")
+def test_zip_with_absolute_path_is_refused(tmp_path: Path) -> None:
+    target = _zip_folder(V1P1, tmp_path / "evil.zip")
     with zipfile.ZipFile(target, "a") as zf:
         zf.writestr(zipfile.ZipInfo("/etc/users.csv"), b"x")
     with pytest.raises(MisFormatError, match=r"unsafe path"):
         open_oneroster(target)
 
 
-def test_zip_bomb_is_refused(v1p1: Path, tmp_path: Path) -> None:
-    target = _zip_folder(v1p1, tmp_path / "bomb.zip")
+def test_zip_bomb_is_refused(tmp_path: Path) -> None:
+    target = _zip_folder(V1P1, tmp_path / "bomb.zip")
     block = b"0" * 2**20
     with (
         zipfile.ZipFile(target, "a", zipfile.ZIP_DEFLATED) as zf,
