@@ -19,7 +19,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["imports", "letters", "redeem", "messages"],
+        choices=["imports", "letters", "redeem", "messages", "search"],
         action="append",
         help="run only these benchmarks",
     )
@@ -27,9 +27,9 @@ def main() -> None:
     import django
 
     django.setup()
-    from homelink.bench import imports, letters, messages, redeem
+    from homelink.bench import imports, letters, messages, redeem, search
 
-    only = set(args.only or ["imports", "letters", "redeem", "messages"])
+    only = set(args.only or ["imports", "letters", "redeem", "messages", "search"])
     if "imports" in only:
         sizes = args.pupils or ([2_000] if args.quick else [2_000, 100_000])
         imports.run(sizes)
@@ -42,6 +42,9 @@ def main() -> None:
     if "messages" in only:
         print()
         messages.run(quick=args.quick)
+    if "search" in only:
+        print()
+        search.run()
 
 
 if __name__ == "__main__":

@@ -11,11 +11,19 @@ Resolution is reads only, a fixed handful of queries whatever the school's size:
 3. one copy per person (a parent of three targeted children gets one message naming all three),
    then one copy per number or address (a phone two parents share, a member of staff who is also a
    parent): the copy greets every person it stands for and names every child;
-4. the unreachable: targeted students (or chosen people) whom no copy reaches.
+4. the unreachable: targeted students (or chosen people) whom no copy reaches;
+5. the left out: every person the audience names whom no copy reaches, with the one reason the
+   office can act on (opted out, held for review, no email or mobile, the channel turned off,
+   the number texted STOP), so that the people counted are the people reached plus the people
+   left out, and the messages are the copies left after sharing.
+
+The opted-out and held come back from the same queries as everyone else (a flag on each row) and
+are set aside before any copy is made: they are reported, never reached.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,6 +141,17 @@ class Audience:
         return label
 
 
+class LeftOutReason(enum.StrEnum):
+    """Why someone the audience names gets nothing, in the order the preview lists them."""
+
+    OPTED_OUT = "opted_out"
+    HELD = "held"
+    LEFT = "left"
+    NO_DETAILS = "no_details"
+    CHANNEL_OFF = "channel_off"
+    STOP = "stop"
+
+
 @dataclass
 class Person:
     """Someone the audience includes, with what the register says about reaching them."""
@@ -146,6 +165,20 @@ class Person:
     sms_ok: bool
     children: list[str] = field(default_factory=list)
     student_ids: list[int] = field(default_factory=list)
+    #: Set for someone nothing may reach whatever the channel (opted out, held, has left).
+    barred: LeftOutReason | None = None
+    email_off: bool = False
+    sms_off: bool = False
+    #: Their number texted STOP to the school.
+    stopped: bool = False
+
+    @property
+    def record_id(self) -> int | None:
+        """The member whose linked-people screen shows this person: an adult member's own, a
+        parent's first targeted child's (None for a parent with no current child)."""
+        if self.member_id is not None:
+            return self.member_id
+        return self.student_ids[0] if self.student_ids else None
 
 
 @dataclass
@@ -185,15 +218,97 @@ class Unreachable:
     why: str
 
 
+@dataclass(frozen=True)
+class LeftOutGroup:
+    """The people left out for one reason, with the office's words for it."""
+
+    reason: LeftOutReason
+    title: str
+    advice: str
+    people: list[Person]
+
+
+def left_out_words(reason: LeftOutReason, mode: str) -> tuple[str, str]:
+    """(title, what it means or what to do) for one reason, in the words of the channel chosen."""
+    lacking = {"sms": "mobile", "email": "email address"}.get(mode, "email address or mobile")
+    off = {"sms": "SMS", "email": "email"}.get(mode, "email or SMS")
+    words = {
+        LeftOutReason.OPTED_OUT: (
+            "Opted out",
+            "They asked for no messages from the school; their record says when and who "
+            "recorded it.",
+        ),
+        LeftOutReason.HELD: (
+            "Held for review",
+            "The MIS flags a court order: they receive nothing until staff review them on "
+            "their record.",
+        ),
+        LeftOutReason.LEFT: ("Has left", "They are no longer on the school's roll."),
+        LeftOutReason.NO_DETAILS: (
+            f"No {lacking}",
+            f"The register has no {lacking} for them: add it in the MIS (or on their record, "
+            "if staff added them by hand).",
+        ),
+        LeftOutReason.CHANNEL_OFF: (
+            f"Turned {off} off",
+            f"They chose not to get {off} from the school. Only they can turn it back on, from "
+            "their account.",
+        ),
+        LeftOutReason.STOP: (
+            "Texted STOP",
+            "Their mobile texted STOP to the school's number. Texting START turns SMS back on.",
+        ),
+    }
+    return words[reason]
+
+
 @dataclass
 class Resolved:
     copies: list[Copy]
     unreachable: list[Unreachable]
+    #: Everyone the audience names: those some copy reaches plus those left out.
     people: int
     students: int
+    #: The people no copy reaches, each with one reason (see :class:`LeftOutReason`).
+    left_out: list[tuple[Person, LeftOutReason]] = field(default_factory=list)
+    mode: str = Mode.EMAIL_ELSE_SMS
 
     def count(self, channel: str) -> int:
         return sum(1 for c in self.copies if c.channel == channel)
+
+    @property
+    def reached(self) -> int:
+        return self.people - len(self.left_out)
+
+    def left_out_counts(self) -> dict[str, int]:
+        """People left out by reason, every reason present (0 when none)."""
+        counts = dict.fromkeys(LeftOutReason, 0)
+        for _person, reason in self.left_out:
+            counts[reason] += 1
+        return {reason.value: n for reason, n in counts.items()}
+
+    def left_out_groups(self) -> list[LeftOutGroup]:
+        """The left out by reason, in the order of :class:`LeftOutReason`, each by name."""
+        by_reason: dict[LeftOutReason, list[Person]] = {}
+        for person, reason in self.left_out:
+            by_reason.setdefault(reason, []).append(person)
+        groups = []
+        for reason in LeftOutReason:
+            if reason in by_reason:
+                title, advice = left_out_words(reason, self.mode)
+                people = sorted(by_reason[reason], key=lambda p: (p.name.casefold(), id(p)))
+                groups.append(LeftOutGroup(reason, title, advice, people))
+        return groups
+
+    @property
+    def shared(self) -> list[Copy]:
+        """Copies that stand for more than one person: one number or address they share."""
+        return [c for c in self.copies if len(c.people) > 1]
+
+    @property
+    def copies_saved(self) -> int:
+        """How many fewer messages sharing makes than one per person and channel."""
+        return sum(len(c.people) - 1 for c in self.copies)
 
 
 def _full_name(forename: str, surname: str) -> str:
@@ -225,19 +340,27 @@ _ADULT_FIELDS = (
     "mobile",
     "email_off",
     "sms_off",
+    "opted_out",
+    "held",
 )
 
 
 def _adult_person(row: tuple[Any, ...], blocked: set[str]) -> Person:
-    pk, forename, surname, email, mobile, email_off, sms_off = row
+    pk, forename, surname, email, mobile, email_off, sms_off, opted_out, held = row
+    barred = LeftOutReason.OPTED_OUT if opted_out else LeftOutReason.HELD if held else None
+    stopped = bool(mobile) and mobile in blocked
     return Person(
         adult_id=pk,
         member_id=None,
         name=_full_name(forename, surname),
         email=email,
         mobile=mobile,
-        email_ok=bool(email) and not email_off,
-        sms_ok=bool(mobile) and not sms_off and mobile not in blocked,
+        email_ok=barred is None and bool(email) and not email_off,
+        sms_ok=barred is None and bool(mobile) and not sms_off and not stopped,
+        barred=barred,
+        email_off=email_off,
+        sms_off=sms_off,
+        stopped=stopped,
     )
 
 
@@ -247,7 +370,8 @@ def _parents(
     students: dict[int, tuple[str, str, str, str]],
     blocked: set[str],
 ) -> tuple[list[Person], dict[int, list[Person]]]:
-    links = Link.objects.filter(school=school, adult__opted_out=False, adult__held=False)
+    # Opted-out and held adults too: they are reported as left out, never given a copy.
+    links = Link.objects.filter(school=school)
     if audience.students != "all":
         links = links.filter(student_id__in=list(students))
     else:
@@ -277,24 +401,35 @@ def _parents(
 
 
 def _member_person(row: tuple[Any, ...], blocked: set[str]) -> Person:
-    pk, forename, surname, email, mobile = row
+    pk, forename, surname, email, mobile, opted_out, status = row
+    barred = (
+        LeftOutReason.OPTED_OUT
+        if opted_out
+        else LeftOutReason.LEFT
+        if status != Member.Status.CURRENT
+        else None
+    )
+    stopped = bool(mobile) and mobile in blocked
     return Person(
         adult_id=None,
         member_id=pk,
         name=_full_name(forename, surname),
         email=email,
         mobile=mobile,
-        email_ok=bool(email),
-        sms_ok=bool(mobile) and mobile not in blocked,
+        email_ok=barred is None and bool(email),
+        sms_ok=barred is None and bool(mobile) and not stopped,
+        barred=barred,
+        stopped=stopped,
     )
 
 
-_MEMBER_FIELDS = ("pk", "forename", "surname", "email", "mobile")
+_MEMBER_FIELDS = ("pk", "forename", "surname", "email", "mobile", "opted_out", "status")
 
 
 def _staff(school: School, audience: Audience, blocked: set[str]) -> list[Person]:
+    # The opted out too, to be reported; staff who left are not staff, so not in the audience.
     members = Member.objects.filter(
-        school=school, kind=Member.Kind.ADULT, status=Member.Status.CURRENT, opted_out=False
+        school=school, kind=Member.Kind.ADULT, status=Member.Status.CURRENT
     )
     if audience.roles:
         members = members.filter(role__in=audience.roles)
@@ -302,21 +437,17 @@ def _staff(school: School, audience: Audience, blocked: set[str]) -> list[Person
     return [_member_person(row, blocked) for row in rows]
 
 
-def _individuals(
-    school: School, audience: Audience, blocked: set[str]
-) -> tuple[list[Person], list[Unreachable]]:
-    """Chosen people; those the register will not let us message are listed as unreachable."""
+def _individuals(school: School, audience: Audience, blocked: set[str]) -> list[Person]:
+    """Chosen people, the opted out and held among them marked as barred."""
     people: list[Person] = []
-    excluded: list[Unreachable] = []
-    adults = Adult.objects.filter(school=school, pk__in=audience.adult_ids)
-    for adult in adults.order_by("surname", "forename", "pk"):
-        if adult.opted_out or adult.held:
-            why = "opted out" if adult.opted_out else "held for review"
-            name = _full_name(adult.forename, adult.surname)
-            excluded.append(Unreachable(None, adult.pk, name, "", "", why))
-            continue
-        people.append(_adult_person(tuple(getattr(adult, f) for f in _ADULT_FIELDS), blocked))
-    # Their current children, for {children}: one query for everyone chosen.
+    rows = (
+        Adult.objects.filter(school=school, pk__in=audience.adult_ids)
+        .order_by("surname", "forename", "pk")
+        .values_list(*_ADULT_FIELDS)
+    )
+    for row in rows:
+        people.append(_adult_person(row, blocked))
+    # Their current children, for {children} and for where to find them: one query for all.
     children = (
         Link.objects.filter(
             adult_id__in=[p.adult_id for p in people],
@@ -324,22 +455,19 @@ def _individuals(
             student__status=Member.Status.CURRENT,
         )
         .order_by("student__forename", "student_id")
-        .values_list("adult_id", "student__forename")
+        .values_list("adult_id", "student_id", "student__forename")
     )
     by_adult = {p.adult_id: p for p in people}
-    for adult_id, forename in children:
+    for adult_id, student_id, forename in children:
         by_adult[adult_id].children.append(forename)
-    members = Member.objects.filter(
-        school=school, pk__in=audience.member_ids, kind=Member.Kind.ADULT
-    ).order_by("surname", "forename", "pk")
-    for member in members:
-        if member.opted_out or member.status != Member.Status.CURRENT:
-            why = "opted out" if member.opted_out else "has left"
-            name = _full_name(member.forename, member.surname)
-            excluded.append(Unreachable(member.pk, None, name, "", "", why))
-            continue
-        people.append(_member_person(tuple(getattr(member, f) for f in _MEMBER_FIELDS), blocked))
-    return people, excluded
+        by_adult[adult_id].student_ids.append(student_id)
+    members = (
+        Member.objects.filter(school=school, pk__in=audience.member_ids, kind=Member.Kind.ADULT)
+        .order_by("surname", "forename", "pk")
+        .values_list(*_MEMBER_FIELDS)
+    )
+    people += [_member_person(row, blocked) for row in members]
+    return people
 
 
 def blocked_numbers(school: School) -> set[str]:
@@ -383,6 +511,8 @@ _WANTS = {"sms": "a mobile that takes SMS", "email": "an email address"}
 def _why(person_list: list[Person], mode: str) -> str:
     if not person_list:
         return "no linked adult"
+    if all(p.barred is not None for p in person_list):
+        return "every linked adult opted out or held for review"
     return f"no adult with {_WANTS.get(mode, 'an email address or a mobile')}"
 
 
@@ -395,13 +525,59 @@ def _why_person(mode: str) -> str:
     }.get(mode, "no email address or mobile that can take this")
 
 
+_WHY_BARRED = {
+    LeftOutReason.OPTED_OUT: "opted out",
+    LeftOutReason.HELD: "held for review",
+    LeftOutReason.LEFT: "has left",
+}
+
+
 def _unreached(people: list[Person], reached: set[int], mode: str) -> list[Unreachable]:
-    """Chosen people (not students) whom no copy reaches."""
+    """Chosen people (not students) whom no copy reaches: the barred first, as chosen."""
+    missed = [p for p in people if id(p) not in reached]
     return [
-        Unreachable(p.member_id, p.adult_id, p.name, "", "", _why_person(mode))
-        for p in people
-        if id(p) not in reached
+        Unreachable(
+            p.member_id,
+            p.adult_id,
+            p.name,
+            "",
+            "",
+            _WHY_BARRED[p.barred] if p.barred is not None else _why_person(mode),
+        )
+        for p in sorted(missed, key=lambda p: p.barred is None)
     ]
+
+
+def _left_out_reason(person: Person, mode: str) -> LeftOutReason:
+    """The one reason to show for someone no copy reaches. A detail they have but cannot be
+    used (a STOP, a channel turned off) says more than one they lack, so it is given first:
+    with email, else SMS, an address turned off and no mobile at all reads "turned off"."""
+    if person.barred is not None:
+        return person.barred
+    wanted: tuple[str, ...] = {"sms": (Channel.SMS,), "email": (Channel.EMAIL,)}.get(
+        mode, (Channel.EMAIL, Channel.SMS)
+    )
+    reasons = set()
+    for channel in wanted:
+        if channel == Channel.EMAIL:
+            reasons.add(LeftOutReason.CHANNEL_OFF if person.email else LeftOutReason.NO_DETAILS)
+        elif not person.mobile:
+            reasons.add(LeftOutReason.NO_DETAILS)
+        else:
+            reasons.add(LeftOutReason.STOP if person.stopped else LeftOutReason.CHANNEL_OFF)
+    for reason in (LeftOutReason.STOP, LeftOutReason.CHANNEL_OFF):
+        if reason in reasons:
+            return reason
+    return LeftOutReason.NO_DETAILS
+
+
+def _reach(
+    people: list[Person], mode: str
+) -> tuple[list[Copy], set[int], list[tuple[Person, LeftOutReason]]]:
+    """The copies for everyone who may be messaged, who they reach, and who is left out."""
+    copies, reached = _copies([p for p in people if p.barred is None], mode)
+    left_out = [(p, _left_out_reason(p, mode)) for p in people if id(p) not in reached]
+    return copies, reached, left_out
 
 
 def resolve(school: School, audience: Audience, mode: str) -> Resolved:
@@ -410,17 +586,18 @@ def resolve(school: School, audience: Audience, mode: str) -> Resolved:
     blocked = blocked_numbers(school)
     if audience.who == "staff":
         people = _staff(school, audience, blocked)
-        copies, reached = _copies(people, mode)
-        return Resolved(copies, _unreached(people, reached, mode), len(people), 0)
+        copies, reached, left_out = _reach(people, mode)
+        return Resolved(copies, _unreached(people, reached, mode), len(people), 0, left_out, mode)
     if audience.who == "individuals":
-        people, excluded = _individuals(school, audience, blocked)
-        copies, reached = _copies(people, mode)
-        return Resolved(copies, excluded + _unreached(people, reached, mode), len(people), 0)
+        people = _individuals(school, audience, blocked)
+        copies, reached, left_out = _reach(people, mode)
+        return Resolved(copies, _unreached(people, reached, mode), len(people), 0, left_out, mode)
     students = _students(school, audience)
     people, by_student = _parents(school, audience, students, blocked)
     staff = _staff(school, audience, blocked) if audience.roles else []
     # Staff after parents: a member of staff who is also a parent shares the parent's copy.
-    copies, reached = _copies([*people, *staff], mode)
+    everyone = [*people, *staff]
+    copies, reached, left_out = _reach(everyone, mode)
     unreachable = []
     for student_id, (forename, surname, year, group) in students.items():
         linked = by_student.get(student_id, [])
@@ -436,4 +613,4 @@ def resolve(school: School, audience: Audience, mode: str) -> Resolved:
                 )
             )
     unreachable += _unreached(staff, reached, mode)
-    return Resolved(copies, unreachable, len(people) + len(staff), len(students))
+    return Resolved(copies, unreachable, len(everyone), len(students), left_out, mode)

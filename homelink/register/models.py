@@ -113,7 +113,13 @@ class Adult(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["school", "name_key"])]
+        indexes = [
+            models.Index(fields=["school", "name_key"]),
+            # Equality lookups by number or address within a school: the console's search by a
+            # parent's mobile or email, and who sent a reply (mobile__in).
+            models.Index(fields=["school", "mobile"], name="adult_school_mobile"),
+            models.Index(fields=["school", "email"], name="adult_school_email"),
+        ]
         constraints = [
             # One account is one adult per school.
             models.UniqueConstraint(
@@ -170,6 +176,8 @@ class PendingLink(models.Model):
     school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="pending_links")
     student = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="pending_links")
     adult = models.ForeignKey(Adult, on_delete=models.CASCADE, related_name="pending_links")
+    #: What the parent said they are to the student when they linked: the link's, once approved.
+    relationship = models.CharField(max_length=32, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.WAITING)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)

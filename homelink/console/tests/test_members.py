@@ -43,7 +43,7 @@ def url(school) -> str:
 
 
 def names(response) -> list[str]:
-    return [f"{m.forename} {m.surname}" for m, _ in response.context["rows"]]
+    return [f"{m.forename} {m.surname}" for m, *_ in response.context["rows"]]
 
 
 def search(client, url, **params):
@@ -177,6 +177,8 @@ def test_the_query_count_does_not_grow_with_the_school(
 def test_two_thousand_students_list_quickly(
     client, school, admin_a, url, django_assert_max_num_queries
 ):
+    school.import_lower_priority = True  # each father too (priority 2), with his mobile
+    school.save()
     run_import(school, students(1, 2000))
     client.force_login(admin_a)
     client.get(url)  # warm the template cache
@@ -187,3 +189,139 @@ def test_two_thousand_students_list_quickly(
     with django_assert_max_num_queries(12):
         client.get(url, {"page": "40"})
     assert time.perf_counter() - started < 2.0
+    # A parent's number, address or name as the office types it: found as fast, in as few.
+    for q, kid in (
+        ("07700 901234", "Kid1234"),
+        ("MUM77@x.example", "Kid0077"),
+        ("dad1500", "Kid1500"),
+    ):
+        location = client.post(url, {"q": q})["Location"]
+        started = time.perf_counter()
+        with django_assert_max_num_queries(13):
+            response = client.get(location)
+        assert time.perf_counter() - started < 1.0
+        assert [n.split()[0] for n in names(response)] == [kid]
+
+
+# --- finding anyone: a parent's name, email or mobile finds their children (issue 10, item 3) ---
+
+PAT_MOBILE = "07700 900123"
+
+
+def okafor_family(school) -> None:
+    """Amy and Ben Smith, whose mother is Pat Okafor (a surname of her own, so that finding
+    them proves the search went through her); their father Chris Smith; a teacher, Sam Teach,
+    with a mobile and an address of his own. Other students' numbers start 07700 901…."""
+    school.import_lower_priority = True  # Chris is priority 2
+    school.save()
+    pat = contact(
+        1, "Pat", "Okafor", email="Pat.Okafor@Example.org", mobile=PAT_MOBILE, relationship="PAM"
+    )
+    chris = contact(2, "Chris", "Smith", mobile="07700 900124", relationship="PAF")
+    run_import(
+        school,
+        [
+            *students(1001, 3),
+            pupil("F1", "Amy", "Smith", pat, chris, year="7"),
+            pupil("F2", "Ben", "Smith", pat, chris, year="9"),
+            staff("T9", "Sam", "Teach", email="sam.teach@x.example"),
+        ],
+    )
+    Member.objects.filter(school=school, mis_id="T9").update(mobile="+447700900555")
+
+
+def rows_found(client, url, q: str, **params) -> dict[str, list[str]]:
+    """Search as the office does: each row's name and why it was found."""
+    response = search(client, url, q=q, **params)
+    assert response.status_code == 200
+    return {f"{m.forename} {m.surname}": why for m, _, why in response.context["rows"]}
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "okafor",
+        "Pat Okafor",
+        "OKAFOR pat",
+        "pat.okafor@example.org",
+        "PAT.OKAFOR@EXAMPLE.ORG",
+        "07700 900123",
+        "07700900123",
+        "+447700900123",
+        "+44 7700 900 123",
+        "900123",  # the end of the number, as read out
+    ],
+)
+def test_a_parent_is_found_by_name_email_or_mobile_with_the_students_they_are_linked_to(
+    client, school, admin_a, url, q
+):
+    okafor_family(school)
+    client.force_login(admin_a)
+    assert rows_found(client, url, q) == {
+        "Amy Smith": ["linked: Pat Okafor (mother)"],
+        "Ben Smith": ["linked: Pat Okafor (mother)"],
+    }
+
+
+def test_each_row_says_why_it_was_found_and_leads_to_the_student(client, school, admin_a, url):
+    okafor_family(school)
+    client.force_login(admin_a)
+    posted = client.post(url, {"q": "smith"})
+    page = client.get(posted["Location"])
+    html = page.content.decode()
+    amy = Member.objects.get(school=school, mis_id="F1")
+    assert reverse("console:member", kwargs={"urn": school.urn, "member_id": amy.pk}) in html
+    # Amy is a Smith herself, and her father Chris is a Smith too: the row says so.
+    assert '<span class="found-by">linked: Chris Smith (father)</span>' in html
+    assert set(names(page)) == {"Amy Smith", "Ben Smith"}
+    assert '<label for="id_q">Name, email, mobile or MIS id</label>' in html
+
+
+def test_adult_members_are_found_by_their_own_mobile_and_email(client, school, admin_a, url):
+    okafor_family(school)
+    client.force_login(admin_a)
+    assert rows_found(client, url, "07700 900555") == {"Sam Teach": ["own mobile"]}
+    assert rows_found(client, url, "Sam.Teach@X.example") == {"Sam Teach": ["own email"]}
+    assert rows_found(client, url, "teach") == {"Sam Teach": []}
+    # Filters still apply: a parent's number with "adults only" finds no student.
+    assert rows_found(client, url, PAT_MOBILE, kind="adult") == {}
+
+
+def test_a_number_nobody_has_finds_nobody(client, school, admin_a, url):
+    okafor_family(school)
+    client.force_login(admin_a)
+    assert rows_found(client, url, "07700 900999") == {}
+    assert rows_found(client, url, "nobody@example.org") == {}
+    # A part of an address is looked for inside addresses.
+    assert set(rows_found(client, url, "okafor@")) == {"Amy Smith", "Ben Smith"}
+
+
+def test_a_mobile_or_email_searched_for_stays_out_of_every_url(client, school, admin_a, url):
+    okafor_family(school)
+    client.force_login(admin_a)
+    for q in (PAT_MOBILE, "+447700900123", "pat.okafor@example.org"):
+        posted = client.post(url, {"q": q})
+        location = posted["Location"]
+        assert "900123" not in location and "okafor" not in location.lower()
+        page = client.get(location).content.decode()
+        assert "900123" not in page.split('name="q"')[0], "the number went into a link"
+
+
+@pytest.mark.parametrize("q", ["okafor", "pat.okafor@example.org", PAT_MOBILE])
+def test_searching_for_a_parent_costs_the_same_queries_whatever_the_size(
+    client, school, admin_a, url, q
+):
+    okafor_family(school)
+    client.force_login(admin_a)
+    searched = search(client, url, q=q).request["QUERY_STRING"]
+    small = count_queries(client, f"{url}?{searched}")
+    run_import(school, students(1004, 200), update_only=True)
+    # More parents with the surname and more of the same family's links: still the same count.
+    more = [
+        pupil(f"G{n}", f"Kid{n}", "Okafor", contact(1, f"Alex{n}", "Okafor"), year="8")
+        for n in range(30)
+    ]
+    run_import(school, more, update_only=True)
+    assert count_queries(client, f"{url}?{searched}") == small
+    assert small <= 13
+    assert {"Amy Smith", "Ben Smith"} <= set(names(client.get(f"{url}?{searched}")))

@@ -28,6 +28,15 @@ def test_a_dry_run_prints_the_figures_and_sends_nothing(family: School) -> None:
     )
     assert figures == {
         "recipients": 4,  # Gwen has no mobile: she is counted, and gets nothing by SMS
+        "reached": 3,
+        "left_out": {
+            "opted_out": 0,
+            "held": 0,
+            "left": 0,
+            "no_details": 1,
+            "channel_off": 0,
+            "stop": 0,
+        },
         "messages": 3,
         "sms": 3,
         "email": 0,
@@ -117,3 +126,15 @@ def test_a_scheduled_send_says_so(family: School) -> None:
     )
     assert figures["status"] == "scheduled"
     assert Message.objects.get(pk=figures["message"]).scheduled
+
+
+def test_the_printed_figures_say_who_is_left_out_and_why(family: School) -> None:
+    from homelink.register.models import Adult
+
+    Adult.objects.filter(forename="Mary").update(opted_out=True)
+    out = StringIO()
+    call_command(
+        "send", "--school", "100001", "--audience", "year:7", "--channel", "sms",
+        "--text", "Closed", "--dry-run", stdout=out,
+    )  # fmt: skip
+    assert "recipients:   4 (2 reached, 2 left out: 1 opted out, 1 no mobile)" in out.getvalue()

@@ -150,7 +150,13 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(figures))
             return
         lines = [
-            f"recipients:   {figures['recipients']:,}",
+            f"recipients:   {figures['recipients']:,} ({figures['reached']:,} reached, "
+            f"{figures['recipients'] - figures['reached']:,} left out"
+            + (": " if preview.resolved.left_out else "")
+            + ", ".join(
+                f"{len(g.people):,} {g.title.lower()}" for g in preview.resolved.left_out_groups()
+            )
+            + ")",
             f"messages:     {figures['messages']:,} ({figures['email']:,} email, {figures['sms']:,} SMS)",
             f"SMS parts:    {preview.parts_min} to {preview.parts_max} each, {preview.text_size.encoding}"
             + (
