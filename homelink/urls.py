@@ -3,9 +3,12 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from homelink.health import healthz
+from homelink.home import home
 from homelink.messaging.email_events import tracking_webhook
 
 urlpatterns = [
+    # The front page: what this is and where to go, for parents and for the school office.
+    path("", home, name="home"),
     # Operators sign in where everyone does, so the login limits apply to the admin too.
     path(
         "admin/login/",
@@ -18,6 +21,8 @@ urlpatterns = [
     path("console/otp/", include("homelink.console.urls_otp")),
     path("console/", include("homelink.console.urls")),
     path("outbox/", include("homelink.messaging.urls")),
+    # A school's logo, for its staff and its parents (schools/views.py).
+    path("schools/", include("homelink.schools.urls")),
     # Providers' webhooks: SMS receipts and inbound texts, and email events through anymail.
     path("hooks/anymail/<str:esp>/tracking/", tracking_webhook, name="email_events"),
     path("hooks/", include("homelink.messaging.urls_hooks")),

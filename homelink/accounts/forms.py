@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 
 from homelink.accounts import services
 from homelink.register.identity import normalise_email
+from homelink.registration.linking import RELATIONSHIP_MAX, RELATIONSHIPS, relationship_clean
 
 EMAIL_INVALID = "Enter an email address, like name@example.com."
 
@@ -112,6 +113,34 @@ class LinkCodeForm(forms.Form):
             attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
         ),
     )
+    relationship = forms.ChoiceField(
+        label="What are you to the child?",
+        choices=list(RELATIONSHIPS.items()),
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose what you are to the child."},
+    )
+    relationship_other = forms.CharField(
+        label="If other, what are you to the child?",
+        required=False,
+        max_length=RELATIONSHIP_MAX,
+        help_text="For example aunt, step-father or foster carer. (A letter for your own staff "
+        "record: choose Other and write “myself”.)",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        choice = data.get("relationship")
+        if choice:
+            try:
+                data["relationship"] = relationship_clean(
+                    choice, data.get("relationship_other", "")
+                )
+            except ValueError:
+                self.add_error(
+                    "relationship_other", "Write what you are to the child, or choose one above."
+                )
+        return data
 
 
 class DetailsForm(forms.Form):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
+from django.db.models import Exists, OuterRef
 
+from homelink.mis.phones import for_display
 from homelink.register.models import Adult, Link, PendingLink, Source
+from homelink.register.years import year_label
+from homelink.schools.models import School, SchoolLogo
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +23,27 @@ class Child:
     status: str
     #: Set when the parent may remove the link themselves (their own ``web`` links).
     link_id: int | None = None
+    school_id: int | None = None
+
+    @property
+    def year_shown(self) -> str:
+        """ "Year 7", "Reception": as a parent reads it."""
+        return year_label(self.year)
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolCard:
+    """A school the account is linked to, as its page shows it: the school's own name, office
+    phone and logo, and the account's children there."""
+
+    id: int
+    urn: str
+    name: str
+    #: E.164, for a tel: link; ``phone_shown`` is as the school's region writes it.
+    office_phone: str
+    phone_shown: str
+    has_logo: bool
+    children: list[Child] = field(default_factory=list)
 
 
 def account_children(*, user: User) -> list[Child]:
@@ -36,6 +61,7 @@ def account_children(*, user: User) -> list[Child]:
             reg_group=link.student.reg_group,
             status="linked",
             link_id=link.pk if link.source == Source.WEB else None,
+            school_id=link.school_id,
         )
         for link in links
     ]
@@ -51,10 +77,37 @@ def account_children(*, user: User) -> list[Child]:
             year=pending.student.year,
             reg_group=pending.student.reg_group,
             status="waiting",
+            school_id=pending.school_id,
         )
         for pending in waiting
     ]
     return children
+
+
+def account_schools(*, children: list[Child]) -> list[SchoolCard]:
+    """The schools of ``children`` (from :func:`account_children`), by name, each with its
+    children: one query whatever their number."""
+    schools = (
+        School.objects.filter(pk__in={c.school_id for c in children if c.school_id})
+        .annotate(has_logo=Exists(SchoolLogo.objects.filter(school=OuterRef("pk"))))
+        .order_by("name", "pk")
+    )
+    cards = [
+        SchoolCard(
+            id=school.pk,
+            urn=school.urn,
+            name=school.name,
+            office_phone=school.office_phone,
+            phone_shown=for_display(school.office_phone, school.phone_region),
+            has_logo=school.has_logo,
+        )
+        for school in schools
+    ]
+    by_id = {card.id: card for card in cards}
+    for child in children:
+        if child.school_id in by_id:
+            by_id[child.school_id].children.append(child)
+    return cards
 
 
 def account_link(*, user: User, link_id: int) -> Link | None:

@@ -187,9 +187,12 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 def account(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     parent = _parent(request)
+    children = selectors.account_children(user=user)
     context = {
         "parent": parent,
-        "children": selectors.account_children(user=user),
+        "children": children,
+        # Each school as itself: its name, office phone and logo, with the children there.
+        "schools": selectors.account_schools(children=children),
         "channels": selectors.account_channels(user=user),
         "opted_out": selectors.account_opted_out(user=user),
         "has_adults": selectors.account_has_adults(user=user),
@@ -230,7 +233,10 @@ def link_code(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             result = redeem_code(
-                user=_user(request), raw_code=form.cleaned_data["code"], ip=client_ip(request)
+                user=_user(request),
+                raw_code=form.cleaned_data["code"],
+                ip=client_ip(request),
+                relationship=form.cleaned_data["relationship"],
             )
         except (CodeNotAccepted, LinkRefused) as exc:
             form.add_error("code", exc.message)
@@ -252,7 +258,10 @@ def link_code(request: HttpRequest) -> HttpResponse:
 def details(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     parent = _parent(request)
-    initial = {"email": parent.pending_email or user.email, "mobile": parent.mobile}
+    # The number as the parent would type it (07700 900767), not as it is stored (E.164): saving
+    # the form unchanged normalises it back to the same number, so nothing changes.
+    mobile_shown = for_display(parent.mobile, services.MOBILE_REGION)
+    initial = {"email": parent.pending_email or user.email, "mobile": mobile_shown}
     form = forms.DetailsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         email, mobile = form.cleaned_data["email"], form.cleaned_data["mobile"]
@@ -386,6 +395,7 @@ def delete_account(request: HttpRequest) -> HttpResponse:
                 email=user.email,
                 password=form.cleaned_data["password"],
                 ip=client_ip(request),
+                known_device=devices.is_known(request, services.account_identity(user.email)),
             )
         except services.TooManyRequests as exc:
             form.add_error("password", exc.message)
@@ -395,7 +405,6 @@ def delete_account(request: HttpRequest) -> HttpResponse:
             else:
                 try:
                     services.account_delete(user=user)
-                known_device=devices.is_known(request, services.account_identity(user.email)),
                 except services.AccountError as exc:
                     form.add_error(None, exc.message)
                 else:

@@ -9,7 +9,7 @@ from homelink.register.models import Member
 
 
 class MemberFilterForm(forms.Form):
-    q = forms.CharField(label="Name or MIS id", required=False, max_length=100)
+    q = forms.CharField(label="Name, email, mobile or MIS id", required=False, max_length=100)
     year = forms.ChoiceField(label="Year", required=False)
     reg_group = forms.ChoiceField(label="Registration group", required=False)
     kind = forms.ChoiceField(

@@ -23,6 +23,7 @@ from homelink.messaging.audience import Audience
 from homelink.messaging.models import Message
 from homelink.messaging.services import MAX_SMS_LENGTH, SCHEDULE_SLACK, Draft
 from homelink.register.models import Member
+from homelink.register.years import year_label
 from homelink.schools.models import School
 
 WHO_CHOICES = [
@@ -184,7 +185,7 @@ class ComposeForm(AccessibleForm):
         super().__init__(*args, **kwargs)
         self.school = school
         years, groups = selectors.audience_choices(school)
-        self._choices("years", [(y, f"Year {y}") for y in years])
+        self._choices("years", [(y, year_label(y)) for y in years])
         self._choices("groups", [(g, g) for g in groups])
         # The students and people offered: those already chosen, then what a search found.
         chosen_ids = self._submitted("student_ids")

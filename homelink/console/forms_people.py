@@ -14,6 +14,8 @@ from homelink.console.models import Role
 from homelink.mis.phones import normalise_mobile
 from homelink.register.identity import clean_text, normalise_email
 from homelink.register.models import Adult
+from homelink.schools.logos import LOGO_MAX_BYTES, Logo, logo_clean
+from homelink.schools.services import office_phone_normalise
 
 RELATIONSHIP_MAX = 32
 
@@ -229,6 +231,22 @@ class SettingsForm(AccessibleForm):
         required=False,
         help_text="Staff must also give a code from an authenticator app to use the console.",
     )
+    office_phone = forms.CharField(
+        label="Office phone",
+        required=False,
+        max_length=32,
+        help_text="Shown to parents on their account page, at the foot of message emails and "
+        "on letters.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "tel"}),
+    )
+    logo = forms.FileField(
+        label="Logo",
+        required=False,
+        help_text=f"A PNG or JPEG image of at most {LOGO_MAX_BYTES // 1024} KB. Shown on "
+        "parents' pages and printed on letters.",
+        widget=forms.FileInput(attrs={"accept": "image/png,image/jpeg"}),
+    )
+    remove_logo = forms.BooleanField(label="Remove the logo", required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -260,6 +278,30 @@ class SettingsForm(AccessibleForm):
         if not name:
             raise forms.ValidationError("Enter the school's name.")
         return name
+
+    def clean_logo(self) -> Logo | None:
+        upload = self.cleaned_data.get("logo")
+        if upload is None:
+            return None
+        if (upload.size or 0) > LOGO_MAX_BYTES:
+            # Said before reading it: the cap is the point.
+            raise forms.ValidationError(
+                f"A logo can be at most {LOGO_MAX_BYTES // 1024} KB; this file is "
+                f"{(upload.size or 0) // 1024} KB."
+            )
+        return logo_clean(upload.read())
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        raw = data.get("office_phone")
+        if raw is not None and "phone_region" in data:
+            try:
+                data["office_phone"] = office_phone_normalise(raw, data["phone_region"])
+            except forms.ValidationError as error:
+                self.add_error("office_phone", error)
+        if data.get("logo") is not None and data.get("remove_logo"):
+            self.add_error("remove_logo", "Choose a new logo or remove the logo, not both.")
+        return data
 
     def clean_sms_sender(self) -> str:
         sender = self.cleaned_data.get("sms_sender", "").strip()

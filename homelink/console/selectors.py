@@ -24,8 +24,11 @@ from django.db.models import (
     When,
 )
 
+from homelink.console.find import search_q
+from homelink.mis.issues import issue_kind
 from homelink.mis.models import ImportRun
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, PendingLink, Source
+from homelink.register.years import in_school_order
 from homelink.schools.models import School
 
 #: How many entries each data-issue list shows; its total is always complete.
@@ -81,11 +84,21 @@ class IssueItem:
 
 @dataclass
 class IssueGroup:
+    """One list of the dashboard. Its title and what to do come from ``mis/issues.py``, the one
+    place that words every kind of data issue."""
+
     key: str
-    title: str
     why: str
     total: int
     items: list[IssueItem] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return issue_kind(self.key).title
+
+    @property
+    def advice(self) -> str:
+        return issue_kind(self.key).advice
 
 
 @dataclass
@@ -158,13 +171,12 @@ def dashboard(school: School) -> Dashboard:
     )
 
 
-def _student_group(key: str, title: str, why: str, students: QuerySet[Member]) -> IssueGroup:
+def _student_group(key: str, why: str, students: QuerySet[Member]) -> IssueGroup:
     rows = students.order_by("surname", "forename", "pk").values(
         "pk", "forename", "surname", "mis_id", "year"
     )
     return IssueGroup(
         key,
-        title,
         why,
         students.count(),
         [
@@ -178,7 +190,7 @@ def _student_group(key: str, title: str, why: str, students: QuerySet[Member]) -
     )
 
 
-def _adult_group(key: str, title: str, why: str, adults: QuerySet[Adult]) -> IssueGroup:
+def _adult_group(key: str, why: str, adults: QuerySet[Adult]) -> IssueGroup:
     rows = (
         adults.annotate(fix_at=_first_student_of_adult())
         .order_by("surname", "forename", "pk")
@@ -186,7 +198,6 @@ def _adult_group(key: str, title: str, why: str, adults: QuerySet[Adult]) -> Iss
     )
     return IssueGroup(
         key,
-        title,
         why,
         adults.count(),
         [IssueItem(_name(r["forename"], r["surname"]), r["fix_at"]) for r in rows[:ISSUE_LIMIT]],
@@ -199,21 +210,18 @@ def data_issues(school: School, *, last_import: ImportRun | None = None) -> list
     groups = [
         _student_group(
             "unreachable",
-            "Students with nobody reachable",
             "No linked adult can receive email or SMS (none linked, or all opted out, held, "
             "turned off or without details).",
             students.filter(~_student_links(LINK_ANY_OK, prime_only=False)),
         ),
         _adult_group(
             "held",
-            "Adults held for review",
             "The MIS flags a court order: they receive nothing and cannot link with a letter "
             "until staff review them.",
             Adult.objects.filter(school=school, held=True),
         ),
         _student_group(
             "priority1_tie",
-            "Priority-1 ties",
             "More than one imported contact at priority 1: all became prime parents. Check "
             "the priorities in the MIS.",
             students.filter(
@@ -229,7 +237,6 @@ def data_issues(school: School, *, last_import: ImportRun | None = None) -> list
         _likely_duplicates(school),
         _adult_group(
             "web_not_in_mis",
-            "Registered on the web, not in the MIS",
             "These adults linked themselves with a letter and match no contact the MIS gives "
             "for that student, though the MIS does list other contacts for them. Add them to "
             "the MIS, or check they should be linked.",
@@ -248,7 +255,6 @@ def data_issues(school: School, *, last_import: ImportRun | None = None) -> list
         ),
         _adult_group(
             "no_details",
-            "Adults with no details",
             "Linked to a current student but have neither an email address nor a mobile.",
             Adult.objects.filter(school=school, email="", mobile="", opted_out=False).filter(
                 Exists(
@@ -285,7 +291,6 @@ def _likely_duplicates(school: School) -> IssueGroup:
     )
     return IssueGroup(
         "likely_duplicate",
-        "Likely duplicate registrations",
         "A registration made a new adult where an adult already linked to the student may be "
         "the same person.",
         pending.count(),
@@ -342,7 +347,6 @@ def _shared_emails(school: School) -> IssueGroup:
                 )
     return IssueGroup(
         "shared_email",
-        "Same email on unrelated adults",
         "Adults who share no student have the same email address: each would receive the "
         "other's messages.",
         len(flagged),
@@ -356,20 +360,21 @@ def _import_issues(school: School, run: ImportRun) -> IssueGroup:
     member_ids = dict(
         Member.objects.filter(school=school, mis_id__in=mis_ids).values_list("mis_id", "pk")
     )
-    kinds = Counter(i.get("kind", "") for i in issues)
-    summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
+    kinds = Counter(str(i.get("kind", "")) for i in issues)
+    summary = "; ".join(
+        f"{issue_kind(k).title}: {n}" for k, n in sorted(kinds.items(), key=lambda kn: -kn[1])
+    )
     counted = run.summary.get("data_issues") if isinstance(run.summary, dict) else None
     total = sum(counted.values()) if isinstance(counted, dict) else len(issues)
     return IssueGroup(
         "last_import",
-        "Last import's data issues",
         f"From {run.file_name} ({run.started_at:%d %b %Y %H:%M}). {summary}".strip(),
         total,
         [
             IssueItem(
                 str(i.get("message", "")),
                 member_ids.get(i.get("student", "")),
-                str(i.get("kind", "")).replace("_", " "),
+                issue_kind(str(i.get("kind", ""))).title,
             )
             for i in issues[:ISSUE_LIMIT]
         ],
@@ -421,13 +426,9 @@ def members_search(school: School, filters: MemberFilters) -> QuerySet[Member]:
         members = members.filter(year=filters.year)
     if filters.reg_group:
         members = members.filter(reg_group=filters.reg_group)
-    for word in filters.q.split()[:5]:
-        members = members.filter(
-            Q(forename__icontains=word)
-            | Q(surname__icontains=word)
-            | Q(mis_id__iexact=word)
-            | Q(former_upn__iexact=word)
-        )
+    if filters.q.strip():
+        # By name, email, mobile or MIS id: the member's own, or a linked adult's (find.py).
+        members = members.filter(search_q(school, filters.q))
     members = members.annotate(reachable=reachable_expression())
     if filters.reachable in ("yes", "no"):
         members = members.filter(reachable=filters.reachable == "yes")
@@ -459,10 +460,8 @@ def link_summaries(member_ids: list[int]) -> dict[int, MemberSummary]:
 def filter_choices(school: School) -> dict[str, list[str]]:
     """The year and registration groups present in the school, for the filter menus."""
     students = Member.objects.filter(school=school).exclude(year="", reg_group="")
-    years = sorted(
-        {y for y in students.values_list("year", flat=True).distinct() if y},
-        key=lambda y: (len(y), y),
-    )
+    # School order (Nursery, Reception, 1 … 13), not text order, which puts R after 11.
+    years = in_school_order({y for y in students.values_list("year", flat=True).distinct() if y})
     groups = sorted({g for g in students.values_list("reg_group", flat=True).distinct() if g})
     return {"years": years, "reg_groups": groups}
 

@@ -148,7 +148,11 @@ def pending_link_decide(*, pending: PendingLink, approve: bool, actor: Actor) ->
                 # Imported before the parent registered: now theirs, as a letter would make it.
                 if existing.source == Source.IMPORT:
                     existing.source = Source.WEB
-                    existing.save(update_fields=["source", "updated_at"])
+                    fields = ["source", "updated_at"]
+                    if locked.relationship and not existing.relationship:
+                        existing.relationship = locked.relationship
+                        fields.append("relationship")
+                    existing.save(update_fields=fields)
                 link = existing
             else:
                 prime = not Link.objects.filter(student=student, prime=True).exists()
@@ -158,6 +162,7 @@ def pending_link_decide(*, pending: PendingLink, approve: bool, actor: Actor) ->
                     source=Source.WEB,
                     prime=prime,
                     actor=label,
+                    relationship=locked.relationship,
                 )
         locked.status = PendingLink.Status.APPROVED if approve else PendingLink.Status.REFUSED
         locked.decided_at = timezone.now()

@@ -19,7 +19,12 @@ from homelink.console.services import Actor, actor_parts
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, Source
 from homelink.register.services import adult_create, link_add
 from homelink.registration.codes import code_hash, normalise_code
-from homelink.registration.letters import letter_for, public_register_url, render_letters
+from homelink.registration.letters import (
+    letter_for,
+    letterhead,
+    public_register_url,
+    render_letters,
+)
 from homelink.registration.models import SecurityCode
 from homelink.registration.services import code_revoke, codes_issue
 
@@ -152,6 +157,7 @@ def member_letter_issue(
             letters=[letter_for(member, text)],
             expires_at=code.expires_at,
             url=public_register_url(),
+            head=letterhead(school),
         )
     except Exception:
         code_revoke(code=code, actor=label)

@@ -5,8 +5,9 @@ An upload is stored under ``MEDIA_ROOT/imports/<school pk>/<random name>`` and r
 gets the request's id and the stored path, never objects, and runs the import service on the
 file; the service makes its own run, which becomes the request's ``followed_by``, and the page of
 the request forwards to it. The stored file belongs to the newest run that may still act on it (a
-preview, a stopped run, a request that found the school busy); it is deleted once applied,
-failed or discarded.
+preview, a stopped run, a request that found the school busy, a file refused as another
+school's, which an administrator may still import anyway); it is deleted once applied, failed or
+discarded.
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ def run_console_import(*, school_id: int, run_id: int, upload: str) -> str:
             dry_run=bool(options.get("dry_run", True)),
             update_only=bool(options.get("update_only", False)),
             confirm_leavers=bool(options.get("confirm_leavers", False)),
-            force=False,
+            # Only ever True when an administrator chose "import it anyway" for this file.
+            force=bool(options.get("force", False)),
             started_by=request.started_by,
             via="console",
             progress=progress,
@@ -199,6 +201,11 @@ def run_console_import(*, school_id: int, run_id: int, upload: str) -> str:
     if error is not None:
         raise error
     return "done"
+
+
+def refused_as_another_schools(run: ImportRun) -> bool:
+    """A run refused because the file names another school (which may be imported anyway)."""
+    return run.status == ImportRun.Status.FAILED and bool(run.options.get("another_school"))
 
 
 def _request_failed(request: ImportRun, message: str) -> None:
@@ -226,7 +233,8 @@ def _settle(request: ImportRun, run: ImportRun) -> None:
     run.summary = _renamed(run.summary, names)
     run.data_issues = _renamed(run.data_issues, names)
     run.options = _renamed(run.options, names)
-    keep = run.status in KEEPS_FILE
+    # Another school's file keeps its file too: the page offers to import it anyway.
+    keep = run.status in KEEPS_FILE or refused_as_another_schools(run)
     with transaction.atomic():
         if keep:
             # The file now belongs to this run alone: an older preview of it can no longer act.

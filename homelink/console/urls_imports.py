@@ -15,6 +15,11 @@ urlpatterns: list[URLPattern] = [
         name="import_apply",
     ),
     path(
+        "<str:urn>/imports/<int:run_id>/import-anyway/",
+        views_imports.import_force,
+        name="import_force",
+    ),
+    path(
         "<str:urn>/imports/<int:run_id>/retry/",
         views_imports.import_retry,
         name="import_retry",

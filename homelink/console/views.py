@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from homelink.console import selectors, services
+from homelink.console.find import why_found
 from homelink.console.forms import DecisionForm, MemberFilterForm, OptOutForm, PrimeForm
 from homelink.console.invitations import confirmed_memberships
 from homelink.console.models import Role
@@ -87,6 +88,8 @@ def members(request: StaffRequest) -> HttpResponse:
     )
     rows = list(page.object_list)
     summaries = selectors.link_summaries([m.pk for m in rows if m.kind == Member.Kind.STUDENT])
+    # Why each row was found when its own name does not say ("linked: Pat Smith (mother)").
+    found_by = why_found(request.school, filters.q, rows) if filters.q.strip() else {}
     query = QueryDict(mutable=True)
     for name in (*URL_FILTERS, PARAMETER):
         if request.GET.get(name):
@@ -99,7 +102,7 @@ def members(request: StaffRequest) -> HttpResponse:
             "membership": request.membership,
             "form": form,
             "page": page,
-            "rows": [(m, summaries.get(m.pk)) for m in rows],
+            "rows": [(m, summaries.get(m.pk), found_by.get(m.pk, [])) for m in rows],
             "query": query.urlencode(),
         },
     )

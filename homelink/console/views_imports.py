@@ -26,11 +26,13 @@ from homelink.console.permissions import StaffRequest, staff_view
 from homelink.console.tasks import (
     UploadTooLarge,
     delete_uploads,
+    refused_as_another_schools,
     release_upload,
     run_console_import,
     store_upload,
     stored_path,
 )
+from homelink.mis.issues import field_label, issue_kind, reason_label, what_label
 from homelink.mis.models import ImportRun
 from homelink.mis.records import Format
 from homelink.mis.services import detect_format
@@ -223,10 +225,10 @@ def _details(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     "label": label,
                     "entries": [
                         {
-                            "what": e.get("what", ""),
+                            "what": what_label(str(e.get("what", ""))),
                             "who": e.get("who", ""),
                             "reason": e.get("reason", ""),
-                            "fields": ", ".join(e.get("fields") or []),
+                            "fields": ", ".join(field_label(f) for f in e.get("fields") or []),
                         }
                         for e in entries[:DETAILS_SHOWN]
                     ],
@@ -243,6 +245,25 @@ def _actionable(run: ImportRun) -> bool:
 
 def _is_busy(run: ImportRun) -> bool:
     return run.status == ImportRun.Status.FAILED and bool(run.options.get("busy"))
+
+
+def _issue_rows(run: ImportRun, summary: dict[str, Any]) -> dict[str, Any]:
+    """The run's data issues in the office's words (mis/issues.py): per kind, its title, count
+    and what to do; each itemised issue with its kind's title. Never the code itself."""
+    counts = summary.get("data_issues") or {}
+    kinds = [
+        {"title": issue_kind(code).title, "advice": issue_kind(code).advice, "count": n}
+        for code, n in sorted(counts.items(), key=lambda item: (-int(item[1]), item[0]))
+    ]
+    issues = [
+        {**issue, "title": issue_kind(str(issue.get("kind", ""))).title}
+        for issue in run.data_issues[:ISSUES_SHOWN]
+    ]
+    return {
+        "issue_kinds": kinds,
+        "issues": issues,
+        "more_issues": len(run.data_issues) > ISSUES_SHOWN,
+    }
 
 
 @staff_view()
@@ -267,16 +288,18 @@ def import_run(request: StaffRequest, run: ImportRun) -> HttpResponse:
             "school": request.school,
             "membership": request.membership,
             "run": run,
-            "status_label": STATUS_LABELS.get(ImportRun.Status(run.status), run.status),
+            "status_label": "Refused: another school's file"
+            if refused_as_another_schools(run)
+            else STATUS_LABELS.get(ImportRun.Status(run.status), run.status),
             "format_label": FORMAT_LABELS.get(run.format, run.format),
             "waiting": waiting,
             "percent": None if run.progress is None else round(run.progress * 100),
             "summary": summary,
             "counts": _counts(summary),
-            "reasons": sorted((summary.get("reasons") or {}).items()),
-            "issue_counts": sorted((summary.get("data_issues") or {}).items()),
-            "issues": run.data_issues[:ISSUES_SHOWN],
-            "more_issues": len(run.data_issues) > ISSUES_SHOWN,
+            "reasons": [
+                (reason_label(key), n) for key, n in sorted((summary.get("reasons") or {}).items())
+            ],
+            **_issue_rows(run, summary),
             "details": _details(summary),
             "notes": summary.get("notes") or [],
             "can_act": request.membership.can(Role.ADMINISTRATOR),
@@ -285,9 +308,14 @@ def import_run(request: StaffRequest, run: ImportRun) -> HttpResponse:
             "can_retry": actionable and _is_busy(run),
             "can_discard": actionable
             and (
-                run.status in (ImportRun.Status.PREVIEW, ImportRun.Status.STOPPED) or _is_busy(run)
+                run.status in (ImportRun.Status.PREVIEW, ImportRun.Status.STOPPED)
+                or _is_busy(run)
+                or refused_as_another_schools(run)
             ),
             "busy": _is_busy(run),
+            "another_school": refused_as_another_schools(run),
+            "can_force": actionable and refused_as_another_schools(run),
+            "forced": bool(run.options.get("force")),
             "followed_by": followed_by,
             "leaving": (summary.get("students") or {}).get("left", 0),
             "dry_run": bool(run.options.get("dry_run")),
@@ -331,7 +359,9 @@ def import_apply(request: StaffRequest, run: ImportRun) -> HttpResponse:
                 "dry_run": False,
                 "update_only": bool(options.get("update_only")),
                 "confirm_leavers": confirm or bool(options.get("confirm_leavers")),
-                "force": False,
+                # A preview of another school's file that an administrator chose to import
+                # anyway is applied the same way (adds and updates only).
+                "force": bool(options.get("force")),
                 "mapping": str(options.get("mapping", "")),
                 "preview": locked.pk,
             },
@@ -342,6 +372,55 @@ def import_apply(request: StaffRequest, run: ImportRun) -> HttpResponse:
         locked.save(update_fields=["followed_by"])
     _enqueue(apply)
     return _run_url(apply)
+
+
+@staff_view(methods=("POST",))
+def import_force(request: StaffRequest, run: ImportRun) -> HttpResponse:
+    """Preview again a file refused as another school's, importing it anyway: the console's own
+    choice for what ``homelink import --force`` does. It adds and updates only, like a transfer;
+    it never marks anyone as left or removes a link."""
+    with transaction.atomic():
+        locked = ImportRun.objects.select_for_update().get(pk=run.pk)
+        if not (_actionable(locked) and refused_as_another_schools(locked)):
+            return _refuse(request, run, "This file can no longer be imported from here.")
+        if request.POST.get("confirm_other_school") != "1":
+            return _refuse(
+                request,
+                run,
+                f"Tick the box to confirm that this file is meant for {request.school.name}.",
+            )
+        options = locked.options
+        preview = ImportRun.objects.create(
+            school=request.school,
+            started_by=_user(request),
+            started_via="console",
+            file_name=locked.file_name,
+            digest=locked.digest,
+            format=locked.format,
+            status=ImportRun.Status.QUEUED,
+            options={
+                "dry_run": True,
+                "update_only": bool(options.get("update_only")),
+                "confirm_leavers": False,
+                "force": True,
+                "mapping": str(options.get("mapping", "")),
+                "refused": locked.pk,
+            },
+            upload=locked.upload,
+            mapping_upload=locked.mapping_upload,
+        )
+        locked.followed_by = preview
+        locked.save(update_fields=["followed_by"])
+        audit_record(
+            school=request.school,
+            actor_label=f"user:{request.user.pk}",
+            actor_id=request.user.pk,
+            action="import.forced",
+            obj=preview,
+            detail={"refused_run": locked.pk},
+        )
+    _enqueue(preview)
+    return _run_url(preview)
 
 
 @staff_view(methods=("POST",))
@@ -365,7 +444,10 @@ def import_discard(request: StaffRequest, run: ImportRun) -> HttpResponse:
     """Delete the stored file of a preview (or stopped or busy run) without applying it."""
     with transaction.atomic():
         locked = ImportRun.objects.select_for_update().get(pk=run.pk)
-        discardable = locked.status in (ImportRun.Status.PREVIEW, ImportRun.Status.STOPPED)
+        discardable = locked.status in (
+            ImportRun.Status.PREVIEW,
+            ImportRun.Status.STOPPED,
+        ) or refused_as_another_schools(locked)
         if not _actionable(locked) or not (discardable or _is_busy(locked)):
             return _refuse(request, run, "This import cannot be discarded now.")
         upload, mapping_upload = locked.upload, locked.mapping_upload
@@ -388,5 +470,5 @@ def import_discard(request: StaffRequest, run: ImportRun) -> HttpResponse:
 # What a POST of these pages needs beyond a plain form (the separation test's admin walk posts
 # the same few fields to every page and cannot supply them): a declared reason, for that test.
 imports.console_post_needs = "a file upload"  # type: ignore[attr-defined]
-for _view in (import_apply, import_retry, import_discard):
+for _view in (import_apply, import_force, import_retry, import_discard):
     _view.console_post_needs = "a run with a stored file in the right state"  # type: ignore[attr-defined]

@@ -63,6 +63,10 @@ DELIVERY_PAGE_SIZE = 100
 REPLIES_PAGE_SIZE = 100
 #: How many rendered copies the preview shows.
 EXAMPLES = 3
+#: The preview's lists of who is left out start open up to this many people (a long list
+#: starts closed, so the send button is not pages away), and of shared copies show this many.
+LEFT_OUT_OPEN = 40
+SHARED_SHOWN = 10
 #: The session keeps the preview tokens it issued (token → the message it sent, or None).
 SEND_TOKENS = "console_send_tokens"
 MAX_TOKENS = 20
@@ -271,6 +275,11 @@ def _preview_page(
             examples=_examples(draft, preview, request),
             unreachable=len(preview.resolved.unreachable),
             unreachable_query=form.audience_query(),
+            # Who the audience names but no copy reaches, by reason; and who shares a copy.
+            left_out=preview.resolved.left_out_groups(),
+            left_out_open=len(preview.resolved.left_out) <= LEFT_OUT_OPEN,
+            shared=preview.resolved.shared[:SHARED_SHOWN],
+            shared_more=max(len(preview.resolved.shared) - SHARED_SHOWN, 0),
             credits_after=preview.credits_available - preview.credits,
         ),
         status=status,

@@ -37,11 +37,14 @@ from homelink.console.forms_people import (
 from homelink.console.models import Role, StaffMembership
 from homelink.console.permissions import StaffRequest, staff_view
 from homelink.console.search import PARAMETER, search_recall, search_remember
+from homelink.mis.phones import for_display
 from homelink.register.identity import name_key
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member
+from homelink.register.years import in_school_order
 from homelink.registration.letters import NoStudents, letters_issue
 from homelink.registration.models import SecurityCode
-from homelink.schools.services import school_update
+from homelink.schools.models import SchoolLogo
+from homelink.schools.services import school_logo_set, school_update
 
 logger = logging.getLogger(__name__)
 
@@ -383,7 +386,8 @@ def _letter_choices(school_id: int) -> tuple[list[str], list[str]]:
     )
     years = {y for y in students.values_list("year", flat=True).distinct() if y}
     groups = {g for g in students.values_list("reg_group", flat=True).distinct() if g}
-    return sorted(years, key=_natural), sorted(groups, key=_natural)
+    # Years in school order (Nursery, Reception, 1 … 13): as text, R would follow 11.
+    return in_school_order(years), sorted(groups, key=_natural)
 
 
 def _letters_filename(urn: str, data: dict[str, Any], day: dt.date) -> str:
@@ -442,17 +446,25 @@ def school_settings(request: StaffRequest) -> HttpResponse:
         "phone_region": school.phone_region,
         "large_send_threshold": school.large_send_threshold,
         "require_second_factor": school.require_second_factor,
+        # As the office would type it; saving it unchanged stores the same E.164 number.
+        "office_phone": for_display(school.office_phone, school.phone_region),
     }
+    has_logo = SchoolLogo.objects.filter(school=school).exists()
     if request.method != "POST":
         form = SettingsForm(initial=initial)
-        return render(request, "console/settings.html", _context(request, form=form))
-    form = SettingsForm(request.POST, initial=initial)
+        return render(
+            request, "console/settings.html", _context(request, form=form, has_logo=has_logo)
+        )
+    form = SettingsForm(request.POST, request.FILES, initial=initial)
     if form.is_valid():
         try:
             values = dict(form.cleaned_data)
             required = values.pop("require_second_factor")
+            logo, remove_logo = values.pop("logo"), values.pop("remove_logo")
             with transaction.atomic():
                 school_update(school=school, actor=_actor(request), **values)
+                if logo is not None or remove_logo:
+                    school_logo_set(school=school, logo=logo, actor=_actor(request))
                 otp.school_require_second_factor(
                     school=school, required=required, actor=request.user
                 )
@@ -462,4 +474,9 @@ def school_settings(request: StaffRequest) -> HttpResponse:
             changed = form.has_changed()
             messages.success(request, "Settings saved." if changed else "Nothing was changed.")
             return redirect("console:settings", urn=school.urn)
-    return render(request, "console/settings.html", _context(request, form=form), status=400)
+    return render(
+        request,
+        "console/settings.html",
+        _context(request, form=form, has_logo=has_logo),
+        status=400,
+    )

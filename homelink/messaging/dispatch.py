@@ -52,6 +52,7 @@ from homelink.messaging import merge
 from homelink.messaging.gateways import GatewayError, SmsGateway, sms_gateway, sms_gateway_class
 from homelink.messaging.health import gateway_health_record
 from homelink.messaging.models import Channel, Delivery, Message, SmsBlock, idempotency_key
+from homelink.mis.phones import for_display
 from homelink.register.models import Adult, Member
 from homelink.schools.models import School
 
@@ -389,6 +390,15 @@ def render_for(text: str, delivery: Claimed | Delivery) -> str:
     )
 
 
+def email_footer(school: School) -> str:
+    """What every message email ends with: who sent it and how to reach the office, below a
+    signature separator ("-- "), which mail programs show as the signature."""
+    lines = ["", "", "-- ", school.name]
+    if school.office_phone:
+        lines.append(f"School office: {for_display(school.office_phone, school.phone_region)}")
+    return "\n".join(lines)
+
+
 def email_for(delivery: Claimed) -> EmailMessage:
     message = delivery.message
     domain = settings.HOMELINK_EMAIL_DOMAIN
@@ -396,7 +406,7 @@ def email_for(delivery: Claimed) -> EmailMessage:
     from_email = formataddr((message.school.name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]))
     return EmailMessage(
         subject=render_for(message.subject, delivery),
-        body=render_for(message.email_body, delivery),
+        body=render_for(message.email_body, delivery) + email_footer(message.school),
         from_email=from_email,
         to=[delivery.to],
         # Our own Message-ID: SMTP has no other id to match a bounce against later; building it

@@ -28,6 +28,7 @@ from homelink.messaging.models import (
     Template,
 )
 from homelink.register.models import Adult, Link, Member
+from homelink.register.years import in_school_order
 from homelink.schools.models import School
 
 #: Delivery statuses as staff read them, in the order the totals show them.
@@ -240,7 +241,8 @@ def audience_choices(school: School) -> tuple[list[str], list[str]]:
     students = _current_students(school)
     years = {y for y in students.values_list("year", flat=True).distinct() if y}
     groups = {g for g in students.values_list("reg_group", flat=True).distinct() if g}
-    return sorted(years, key=_natural), sorted(groups, key=_natural)
+    # Years in school order (Nursery, Reception, 1 … 13): as text, R would follow 11.
+    return in_school_order(years), sorted(groups, key=_natural)
 
 
 def students_by_id(school: School, ids: Iterable[int]) -> list[Member]:

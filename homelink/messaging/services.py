@@ -105,7 +105,10 @@ class Preview:
 
     def as_json(self) -> dict[str, Any]:
         return {
+            # Everyone the audience names: those reached plus those left out, by reason.
             "recipients": self.resolved.people,
+            "reached": self.resolved.reached,
+            "left_out": self.resolved.left_out_counts(),
             "messages": self.total,
             "sms": self.sms_count,
             "email": self.email_count,

@@ -8,11 +8,18 @@ example.com, so nothing generated here can reach a real person.
 The file carries the quirks of real SIMS exports (shared/samples/ctf) so that importers are
 exercised on them: contacts out of Order, a duplicate Order, a missing Relationship, a pager-like
 invalid mobile before the real one, spaced and padded text, the odd court order.
+
+A CTF carries no registration groups (mis-formats.md §1): a school that wants them imports a
+members CSV keyed by UPN as well. ``groups_out`` writes that CSV for the same pupils, so the demo
+school has registration groups and group messaging can be tried.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import math
 import os
 import random
 import re
@@ -25,10 +32,16 @@ from xml.sax.saxutils import escape
 
 from homelink.mis.formats.ctf import upn_check_letter
 
-__all__ = ["GeneratedStats", "generate_ctf"]
+__all__ = ["GROUPS_CSV_HEADER", "GeneratedStats", "generate_ctf"]
 
 ACADEMIC_YEAR = 2024
 YEARS = ("R", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11")
+#: About this many pupils to a registration group (a class of 30); at least two groups a year, so
+#: that choosing one group in the demo is not the same as choosing the year, and at most 26.
+FORM_SIZE = 30
+#: The members CSV ``groups_out`` writes: the preset the importer picks from this header joins
+#: students on UPN (Role ID 1 is a student).
+GROUPS_CSV_HEADER = ("UPN", "Forename", "Surname", "Registration group", "Year", "Role ID")
 
 # Ofcom numbers reserved for drama (https://www.ofcom.org.uk, "TV and radio drama numbers"):
 # (prefix as dialled, how it is spaced, first, last). Nottingham's 0115 496 0xxx is left out:
@@ -335,6 +348,8 @@ class GeneratedStats:
     bytes: int
     #: True when the 100,000 fictional mobiles ran out and later adults were given none.
     mobiles_exhausted: bool = False
+    #: Registration groups in the CSV written to ``groups_out`` (0 when none was asked for).
+    reg_groups: int = 0
 
 
 class _MobilePool:
@@ -794,6 +809,41 @@ def _open_out(out: Path | BinaryIO) -> tuple[IO[bytes] | BinaryIO, bool]:
     return out, False
 
 
+def _forms_per_year(pupils: int) -> int:
+    return min(26, max(2, math.ceil(pupils / len(YEARS) / FORM_SIZE)))
+
+
+def _reg_group(pupil: _Pupil, forms: int) -> str:
+    # "7A", "7B", "RA": the year, then a letter. From the serial, not the random generator, so
+    # asking for the groups leaves the CTF's bytes exactly as they were.
+    return f"{YEARS[pupil.year]}{chr(ord('A') + pupil.serial % forms)}"
+
+
+def _write_groups(out: Path | BinaryIO, writer: _Writer, roll: list[_Pupil], pupils: int) -> int:
+    """The members CSV that gives ``roll`` its registration groups, by group and name as a
+    SIMS report lists them; returns how many groups it names."""
+    forms = _forms_per_year(pupils)
+    rows = sorted(
+        (
+            (_reg_group(p, forms), p.surname, p.forename, writer.upn(p.serial, p.year), p.year)
+            for p in roll
+        ),
+        key=lambda row: (row[4], row[0], row[1], row[2], row[3]),
+    )
+    text = io.StringIO()
+    table = csv.writer(text, lineterminator="\r\n")
+    table.writerow(GROUPS_CSV_HEADER)
+    for group, surname, forename, upn, year in rows:
+        table.writerow((upn, forename, surname, group, YEARS[year], "1"))
+    stream, owned = _open_out(out)
+    try:
+        stream.write(text.getvalue().encode("utf-8"))
+    finally:
+        if owned:
+            stream.close()
+    return len({row[0] for row in rows})
+
+
 def generate_ctf(
     out: Path | BinaryIO,
     *,
@@ -805,11 +855,14 @@ def generate_ctf(
     school_name: str = "Example Academy",
     qualifier: str = "full",
     version: str = "19.0",
+    groups_out: Path | BinaryIO | None = None,
 ) -> GeneratedStats:
     """Write a school's own CTF export of ``pupils`` fictional pupils to ``out``.
 
     The same arguments always give the same bytes. ``version`` 25 or later writes <Sex> where
     older versions write <Gender>. Raises ValueError for an impossible school identity.
+    With ``groups_out``, also writes a members CSV of the same pupils' registration groups
+    (the CTF's bytes are the same either way).
     """
     if pupils < 0:
         raise ValueError("pupils must be 0 or more")
@@ -841,6 +894,15 @@ def generate_ctf(
         size += len(data)
         stream.write(data)
 
+    # The pupils in the order written, kept only when their groups are wanted: a load test's
+    # 100,000 pupils need not stay in memory.
+    roll: list[_Pupil] = []
+
+    def roll_call(pupil: _Pupil) -> _Pupil:
+        if groups_out is not None:
+            roll.append(pupil)
+        return pupil
+
     try:
         write(writer.header())
         # Siblings sit near each other, not always side by side, as in a file sorted by name.
@@ -865,13 +927,16 @@ def generate_ctf(
                 made += 1
                 year = max(0, year - rng.randint(1, 4))
             while len(pending) > 24:
-                write(writer.pupil(pending.pop(rng.randrange(len(pending)))))
+                write(writer.pupil(roll_call(pending.pop(rng.randrange(len(pending))))))
         while pending:
-            write(writer.pupil(pending.pop(rng.randrange(len(pending)))))
+            write(writer.pupil(roll_call(pending.pop(rng.randrange(len(pending))))))
         write("</CTFpupilData>\n</CTfile>\n")
     finally:
         if owned:
             stream.close()
+    reg_groups = 0
+    if groups_out is not None:
+        reg_groups = _write_groups(groups_out, writer, roll, pupils)
     return GeneratedStats(
         pupils=pupils,
         contacts=writer.contacts,
@@ -880,4 +945,5 @@ def generate_ctf(
         mobiles=writer.mobiles.used,
         bytes=size,
         mobiles_exhausted=writer.mobiles.exhausted,
+        reg_groups=reg_groups,
     )

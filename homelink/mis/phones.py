@@ -1,4 +1,4 @@
-"""Phone numbers: which ones are SMS targets.
+"""Phone numbers: which ones are SMS targets, and how to show them.
 
 Uses libphonenumber with the school's region. Ofcom's drama range and the rest of the unallocated
 07700 9 block are *fictional mobiles* (mis-formats.md §4): libphonenumber calls them invalid, but
@@ -167,6 +167,41 @@ def pick_mobile(phones: Iterable[PhoneRecord], region: str = "GB") -> MobileChoi
                     mobile = result.value
                     break
     return MobileChoice(mobile, tuple(problems))
+
+
+_E164 = re.compile(r"\+[1-9]\d{5,14}")
+
+
+@lru_cache(maxsize=4096)
+def for_display(number: str, region: str = "GB") -> str:
+    """A stored number (E.164) as people in the school's ``region`` write it: national format
+    for a number of the region's own country code ("07700 900767" in GB, and for a Jersey or
+    Isle of Man mobile too, which share +44 and its dialling), international for any other
+    ("+33 6 12 34 56 78"). Anything that is not E.164 (an email address, a sender name, a
+    number kept as typed because it did not parse) comes back unchanged."""
+    text = (number or "").strip()
+    if not _E164.fullmatch(text):
+        return number or ""
+    home = phonenumbers.country_code_for_region((region or "GB").upper())
+    if is_fictional(text):
+        # libphonenumber calls the 07700 9 block invalid, so its formatting cannot be trusted
+        # to stay right for it: spelled out, as Ofcom prints the drama range.
+        rest = text[len("+447700") :]
+        return f"07700 {rest}" if home == 44 else f"+44 7700 {rest}"
+    try:
+        parsed = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return text
+    if not phonenumbers.is_valid_number(parsed):
+        # Without a valid pattern a national format can drop the trunk 0 ("77009007"), which
+        # reads as a different number: E.164 at least says exactly what is stored.
+        return text
+    style = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if parsed.country_code == home
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(parsed, style)
 
 
 def normalise_mobile(raw: str, region: str = "GB") -> str:

@@ -57,7 +57,25 @@ def relationship_label(code: str) -> str:
 
 
 class ImportRefused(Exception):
-    """The file is not one this school may import as asked (wrong school, leavers guard)."""
+    """The file is not one this school may import as asked (wrong school, leavers guard).
+
+    The message is for anyone, the school office in the console included: it never names a
+    command-line option. ``cli_hint`` is what ``homelink import`` adds: the option that goes
+    past the refusal. The console offers its own choice instead (see ``forceable``).
+    """
+
+    #: Whether importing anyway (``force``) goes past this refusal.
+    forceable = False
+
+    def __init__(self, message: str, *, cli_hint: str = "") -> None:
+        super().__init__(message)
+        self.cli_hint = cli_hint
+
+
+class AnotherSchoolsFile(ImportRefused):
+    """The file names another school (or another OneRoster org): imported only when forced."""
+
+    forceable = True
 
 
 # --- the register as the planner sees it -----------------------------------------------------
@@ -384,23 +402,58 @@ def check_school(school: School, header: FileHeader, options: ImportOptions) -> 
             return "transfer-in"
         if options.force:
             return "forced"
-        raise ImportRefused(
-            f"this CTF was written by {header.source_name or 'another school'} "
-            f"(URN {header.source_urn or '?'}, DfE {header.source_la}{header.source_estab}) for "
-            f"URN {header.dest_urn or '?'} (DfE {header.dest_la}{header.dest_estab}); "
-            f"neither is {school.name} (URN {school.urn}). Use --force if this is really meant."
+        raise AnotherSchoolsFile(
+            _another_schools_ctf(school, header), cli_hint="Use --force if this is really meant."
         )
     if header.format == Format.ONEROSTER and school.oneroster_org_id and header.org_ids:
         known = set(school.oneroster_org_id.split(","))
         if not known.intersection(header.org_ids):
             if options.force:
                 return "forced"
-            raise ImportRefused(
-                f"this OneRoster export is for org {', '.join(header.org_ids)}, but "
-                f"{school.name} imported org {school.oneroster_org_id} before. "
-                "Use --force if the MIS really changed."
+            raise AnotherSchoolsFile(
+                f"This OneRoster export is for the organisation {', '.join(header.org_ids)}, "
+                f"but {school.name}'s earlier OneRoster imports were for "
+                f"{school.oneroster_org_id}.",
+                cli_hint="Use --force if the MIS really changed.",
             )
     return "own"
+
+
+def _school_ids(urn: str, la: str, estab: str) -> str:
+    """ "URN 100401, DfE number 933/3281", from what a CTF gives (a URN of "XXXXXX" or nothing
+    is no URN), or "" when it gives nothing."""
+    urn, la, estab = urn.strip(), la.strip(), estab.strip()
+    parts = []
+    if urn.isdigit():
+        parts.append(f"URN {urn}")
+    if la and estab:
+        parts.append(f"DfE number {la}/{estab}")
+    return ", ".join(parts)
+
+
+def _another_schools_ctf(school: School, header: FileHeader) -> str:
+    """Why a CTF is not this school's, in plain words: who wrote it and for whom, saying so
+    when the file does not name one or the other (never "URN ?")."""
+    source_ids = _school_ids(header.source_urn, header.source_la, header.source_estab)
+    source = header.source_name.strip() if header.source_name else ""
+    if source and source_ids:
+        writer = f"{source} ({source_ids})"
+    else:
+        writer = source or (f"the school with {source_ids}" if source_ids else "")
+    dest_ids = _school_ids(header.dest_urn, header.dest_la, header.dest_estab)
+    ours = _school_ids(school.urn, school.la_code, school.estab)
+    written = (
+        f"This CTF was written by {writer}" if writer else "This CTF does not say who wrote it"
+    )
+    if dest_ids:
+        return (
+            f"{written}, for the school with {dest_ids}; neither is {school.name} ({ours}), "
+            "so it is not your own export, nor a transfer to you."
+        )
+    return (
+        f"{written}, and does not name the school it is for. It is not {school.name}'s own "
+        f"export ({ours}), nor a transfer to {school.name}."
+    )
 
 
 def _same_school(school: School, urn: str, la: str, estab: str) -> bool:
@@ -1154,7 +1207,7 @@ def build_plan(
         ] += 1
     elif relation == "forced":
         planner.report.reasons[
-            "file: another school's, imported with --force: adds and updates only"
+            "file: another school's, imported anyway: adds and updates only"
         ] += 1
     for count, record in enumerate(members, 1):
         planner.add(record)
@@ -1179,6 +1232,7 @@ class LeaverGuardStop(ImportRefused):
             f"this import would mark {plan.leaving_students} of {plan.current_students} current "
             f"students ({plan.leaver_share:.0%}) as left, more than "
             f"{settings.HOMELINK_LEAVER_GUARD:.0%}. Was only part of the school exported? "
-            "Nothing was changed. Run again with --confirm-leavers if this is right, "
-            "or with --update-only to add and update without marking anyone left."
+            "Nothing was changed.",
+            cli_hint="Run again with --confirm-leavers if this is right, or with --update-only "
+            "to add and update without marking anyone left.",
         )

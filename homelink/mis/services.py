@@ -191,6 +191,11 @@ def import_parsed(
         _finish(run, ImportRun.Status.STOPPED, stop.plan.summary(), str(stop), stop.plan)
         raise
     except (MisFormatError, ImportRefused) as exc:
+        if isinstance(exc, ImportRefused) and exc.forceable:
+            # Another school's file: the console offers to import it anyway (a new request,
+            # forced), so the run says so rather than only carrying the message.
+            run.options = {**run.options, "another_school": True}
+            run.save(update_fields=["options"])
         _finish(run, ImportRun.Status.FAILED, {}, str(exc), None)
         raise
     except BaseException:

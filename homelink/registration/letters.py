@@ -17,21 +17,26 @@ from django.db import transaction
 from django.utils import timezone
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.lib.utils import simpleSplit
+from reportlab.lib.utils import ImageReader, simpleSplit
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from homelink.audit.services import audit_record
+from homelink.mis.phones import for_display
 from homelink.register.models import Member
+from homelink.register.years import year_label
 from homelink.registration.models import LetterBatch
 from homelink.registration.selectors import letter_students
 from homelink.registration.services import codes_issue, letter_batch_revoke
-from homelink.schools.models import School
+from homelink.schools.models import School, SchoolLogo
 
 PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 20 * mm
 TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN
 STEP_INDENT = 16.0
+#: The logo is printed at most this high and wide, above the school's name.
+LOGO_HEIGHT = 20 * mm
+LOGO_WIDTH = 70 * mm
 
 REGULAR = "Helvetica"
 BOLD = "Helvetica-Bold"
@@ -58,22 +63,27 @@ class Letter:
     code: str
 
 
+@dataclass(frozen=True)
+class Letterhead:
+    """How the school heads its letters: its name, and its office phone and logo if set."""
+
+    school_name: str
+    office_phone: str = ""
+    logo: bytes | None = None
+
+
+def letterhead(school: School) -> Letterhead:
+    logo = SchoolLogo.objects.filter(school=school).values_list("image", flat=True).first()
+    return Letterhead(
+        school_name=school.name,
+        office_phone=for_display(school.office_phone, school.phone_region),
+        logo=bytes(logo) if logo is not None else None,
+    )
+
+
 def public_register_url() -> str:
     base = getattr(settings, "HOMELINK_PUBLIC_URL", "http://127.0.0.1:8000")
     return base.rstrip("/") + "/register/"
-
-
-def year_label(year: str) -> str:
-    year = year.strip()
-    if not year:
-        return ""
-    if year.isdigit():
-        return f"Year {int(year)}"
-    if year.upper() == "R":
-        return "Reception"
-    if year.casefold().startswith(("year", "reception", "nursery")):
-        return year
-    return f"Year {year}"
 
 
 def letter_for(student: Member, code: str) -> Letter:
@@ -138,6 +148,7 @@ def letters_issue(
             letters=[letter_for(student, code) for student, code in issued],
             expires_at=expires_at,
             url=public_register_url(),
+            head=letterhead(school),
         )
     except Exception:
         letter_batch_revoke(batch=batch, actor=actor)
@@ -215,16 +226,38 @@ class _Page:
         self.y -= points
 
 
+def _logo_form(canvas: Canvas, logo: bytes) -> tuple[float, float]:
+    """Put the logo in the PDF once, as a form every page draws (drawing the image on each page
+    would hash its pixels on each page); its printed width and height."""
+    reader = ImageReader(io.BytesIO(logo))
+    width, height = reader.getSize()
+    scale = min(LOGO_HEIGHT / height, LOGO_WIDTH / width)
+    width, height = width * scale, height * scale
+    canvas.beginForm("logo", lowerx=0, lowery=0, upperx=width, uppery=height)
+    canvas.drawImage(reader, 0, 0, width, height, mask="auto")
+    canvas.endForm()
+    return width, height
+
+
 def render_letters(
-    *, school_name: str, letters: Sequence[Letter], expires_at: dt.datetime, url: str
+    *,
+    school_name: str,
+    letters: Sequence[Letter],
+    expires_at: dt.datetime,
+    url: str,
+    head: Letterhead | None = None,
 ) -> bytes:
-    """The letters as one PDF, a page each."""
+    """The letters as one PDF, a page each, headed with the school's logo and office phone when
+    ``head`` has them."""
+    head = head or Letterhead(school_name=school_name)
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=A4, pageCompression=1)
     canvas.setTitle(f"Registration letters - {school_name}")
     canvas.setAuthor(school_name)
     canvas.setCreator("homelink")
     wrap_cache: dict[tuple[str, str, float, float], list[str]] = {}
+    logo_size = _logo_form(canvas, head.logo) if head.logo else None
+    office = f" on {head.office_phone}" if head.office_phone else ""
     use_by = use_by_label(expires_at)
     intro = (
         f"{school_name} sends news and urgent messages, such as a closure, by text message and "
@@ -238,15 +271,24 @@ def render_letters(
     )
     opt_out = (
         "You can opt out at any time: on your account page, by replying STOP to a text message, "
-        "or by contacting the school office."
+        f"or by contacting the school office{office}."
     )
     lost = (
         "If this letter was not meant for you, or someone else may have seen the code, please "
-        "contact the school office so that we can cancel it and send you a new one."
+        f"contact the school office{office} so that we can cancel it and send you a new one."
     )
     for letter in letters:
         page = _Page(canvas, wrap_cache)
-        page.para(school_name, BOLD, 18, after=14)
+        if logo_size is not None:
+            page.space(logo_size[1])
+            canvas.saveState()
+            canvas.translate(MARGIN, page.y)
+            canvas.doForm("logo")
+            canvas.restoreState()
+            page.space(4)
+        page.para(school_name, BOLD, 18, after=2 if head.office_phone else 14)
+        if head.office_phone:
+            page.para(f"School office: {head.office_phone}", REGULAR, 11, after=12)
         page.para(letter.addressee, BOLD, 12, after=8)
         page.para(intro, after=14)
 

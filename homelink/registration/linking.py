@@ -19,13 +19,38 @@ from django.utils import timezone
 
 from homelink.accounts.models import Parent
 from homelink.audit.services import audit_record
-from homelink.register.identity import name_key
+from homelink.register.identity import clean_text, name_key
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, PendingLink, Source
 from homelink.registration.models import SecurityCode
 from homelink.registration.selectors import code_lookup
 
 #: How many adults may link to one student through letters (product.md).
 MAX_WEB_ADULTS = 4
+
+#: What a parent linking with a letter says they are to the child: stored on the link as the
+#: word (lower case, as imported relationships are), or what they typed for "other".
+RELATIONSHIPS = {
+    "mother": "Mother",
+    "father": "Father",
+    "carer": "Carer",
+    "grandparent": "Grandparent",
+    "other": "Other",
+}
+RELATIONSHIP_MAX = 32
+
+
+def relationship_clean(choice: str, other: str = "") -> str:
+    """The relationship to store for a parent's answer: the choice, or for "other" what they
+    typed (tidied, at most RELATIONSHIP_MAX characters). ValueError when there is no answer."""
+    choice = choice.strip().lower()
+    if choice not in RELATIONSHIPS:
+        raise ValueError("choose a relationship")
+    if choice != "other":
+        return choice
+    typed = clean_text(other)[:RELATIONSHIP_MAX].strip()
+    if not typed:
+        raise ValueError("say what the relationship is")
+    return typed
 
 
 class CodeNotAccepted(Exception):
@@ -51,9 +76,17 @@ class LinkResult:
 
 
 def link_with_code(
-    *, user: AbstractBaseUser, raw_code: str, now: dt.datetime | None = None
+    *,
+    user: AbstractBaseUser,
+    raw_code: str,
+    relationship: str = "",
+    now: dt.datetime | None = None,
 ) -> LinkResult:
+    """Link the account to the student whose letter has ``raw_code``; ``relationship`` is what
+    the parent said they are to the child (see :func:`relationship_clean`), kept on the link
+    (or on the waiting link, for staff). A staff member's own letter ignores it."""
     now = now or timezone.now()
+    relationship = clean_text(relationship)[:RELATIONSHIP_MAX]
     found = code_lookup(raw=raw_code, now=now)
     if found is None:
         raise CodeNotAccepted()
@@ -69,7 +102,7 @@ def link_with_code(
         parent, _ = Parent.objects.get_or_create(user=user)
         if member.kind == Member.Kind.ADULT:
             return _register_member(member, user, parent)
-        return _link_student(member, user, parent, now)
+        return _link_student(member, user, parent, now, relationship)
 
 
 def _register_member(member: Member, user: AbstractBaseUser, parent: Parent) -> LinkResult:
@@ -90,7 +123,7 @@ def _register_member(member: Member, user: AbstractBaseUser, parent: Parent) -> 
 
 
 def _link_student(
-    student: Member, user: AbstractBaseUser, parent: Parent, now: dt.datetime
+    student: Member, user: AbstractBaseUser, parent: Parent, now: dt.datetime, relationship: str
 ) -> LinkResult:
     school = student.school
     actor = f"user:{user.pk}"
@@ -113,16 +146,28 @@ def _link_student(
         )
     if adult.held or Link.objects.filter(student=student, adult__held=True).exists():
         # Safeguarding: with a court order in the family, or on this adult, staff decide.
-        pending, _ = PendingLink.objects.get_or_create(
-            school=school, student=student, adult=adult, status=PendingLink.Status.WAITING
+        pending, created = PendingLink.objects.get_or_create(
+            school=school,
+            student=student,
+            adult=adult,
+            status=PendingLink.Status.WAITING,
+            defaults={"relationship": relationship},
         )
+        if not created and relationship and pending.relationship != relationship:
+            pending.relationship = relationship
+            pending.save(update_fields=["relationship"])
         audit_record(school=school, actor_label=actor, action="link.waiting_for_staff", obj=pending)
         return LinkResult("waiting", student, adult)
     if link is not None:
         # Imported before: the parent has now claimed it with the school's letter, so it is
-        # theirs (an import no longer removes or changes it, rule 5).
+        # theirs (an import no longer removes or changes it, rule 5). The MIS's relationship
+        # stays if it had one: it is the school's record; else the parent's answer fills it.
         link.source = Source.WEB
-        link.save(update_fields=["source", "updated_at"])
+        fields = ["source", "updated_at"]
+        if relationship and not link.relationship:
+            link.relationship = relationship
+            fields.append("relationship")
+        link.save(update_fields=fields)
         audit_record(school=school, actor_label=actor, action="link.claimed", obj=link)
         return LinkResult("linked", student, adult, link.prime)
     prime = not Link.objects.filter(student=student, prime=True).exists()
@@ -133,6 +178,7 @@ def _link_student(
         source=Source.WEB,
         prime=prime,
         prime_set_by=Source.WEB if prime else "",
+        relationship=relationship,
     )
     audit_record(
         school=school,

@@ -24,6 +24,7 @@ def redeem_code(
     user: AbstractBaseUser,
     raw_code: str,
     ip: str,
+    relationship: str = "",
     now: dt.datetime | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> LinkResult:
@@ -37,7 +38,7 @@ def redeem_code(
         sleep(delay)
     if not verdict.allowed:
         raise CodeNotAccepted()
-    result = link_with_code(user=user, raw_code=raw_code, now=now)
+    result = link_with_code(user=user, raw_code=raw_code, relationship=relationship, now=now)
     CODE_PER_ACCOUNT.reset(account)
     CODE_PER_IP.refund(ip, now=now)
     return result

@@ -35,6 +35,9 @@ class School(models.Model):
         default=1000,
         help_text="A send of more messages than this needs a second confirmation.",
     )
+    #: The school office's phone, in E.164 (shown as the school's region writes it): on
+    #: parents' pages, at the foot of message emails, and on the letters.
+    office_phone = models.CharField("office phone", max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -46,3 +49,25 @@ class School(models.Model):
     @property
     def dfe_number(self) -> str:
         return f"{self.la_code}{self.estab}" if self.la_code and self.estab else ""
+
+
+class SchoolLogo(models.Model):
+    """The school's logo: a small PNG or JPEG, re-encoded when it was uploaded.
+
+    Kept in the database, not under MEDIA_ROOT: nothing serves it but
+    :func:`homelink.schools.views.school_logo`, which shows it only to the school's staff and to
+    parents linked to the school; a backup of the database has it too. Its own table, so that
+    fetching a school (every request does) never reads the image.
+    """
+
+    school = models.OneToOneField(
+        School, on_delete=models.CASCADE, primary_key=True, related_name="logo"
+    )
+    image = models.BinaryField()
+    content_type = models.CharField(max_length=16)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"logo of school {self.school_id}"

@@ -10,7 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from homelink.audit.services import audit_record
-from homelink.schools.models import School
+from homelink.mis.phones import is_fictional
+from homelink.schools.logos import Logo
+from homelink.schools.models import School, SchoolLogo
 
 SETTABLE = {
     "name",
@@ -19,7 +21,29 @@ SETTABLE = {
     "sms_sender",
     "phone_region",
     "large_send_threshold",
+    "office_phone",
 }
+
+OFFICE_PHONE_INVALID = (
+    "Enter the office's phone number as you would dial it, like 020 7946 0000 (or with +44)."
+)
+
+
+def office_phone_normalise(raw: str, region: str) -> str:
+    """The office's number as typed, in E.164 ("" for none); a ValidationError unless it is a
+    real number in the school's numbering (libphonenumber's ``is_valid_number``; the fictional
+    07700 9 block counts, as everywhere here)."""
+    text = raw.strip()
+    if not text:
+        return ""
+    try:
+        parsed = phonenumbers.parse(text, region or "GB")
+    except phonenumbers.NumberParseException:
+        raise ValidationError(OFFICE_PHONE_INVALID) from None
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if not (phonenumbers.is_valid_number(parsed) or is_fictional(e164)):
+        raise ValidationError(OFFICE_PHONE_INVALID)
+    return e164
 
 
 def _validate(values: dict[str, Any]) -> None:
@@ -78,6 +102,9 @@ def school_update(*, school: School, actor: str = "cli", **values: Any) -> Schoo
     if "phone_region" in values:
         values["phone_region"] = str(values["phone_region"]).strip().upper()
     _validate(values)
+    if "office_phone" in values:
+        region = values.get("phone_region") or school.phone_region
+        values["office_phone"] = office_phone_normalise(str(values["office_phone"] or ""), region)
     with transaction.atomic():
         locked = School.objects.select_for_update().get(pk=school.pk)
         changed = [k for k, v in values.items() if getattr(locked, k) != v]
@@ -95,3 +122,33 @@ def school_update(*, school: School, actor: str = "cli", **values: Any) -> Schoo
     for key in changed:
         setattr(school, key, values[key])
     return school
+
+
+def school_logo_set(*, school: School, logo: Logo | None, actor: str = "cli") -> bool:
+    """Store the school's logo (already checked and re-encoded by ``logos.logo_clean``), or
+    remove it with ``logo=None``. True when something changed."""
+    with transaction.atomic():
+        locked = School.objects.select_for_update().get(pk=school.pk)
+        if logo is None:
+            removed, _ = SchoolLogo.objects.filter(school=locked).delete()
+            if not removed:
+                return False
+            audit_record(school=locked, actor_label=actor, action="school.logo_removed", obj=locked)
+            return True
+        SchoolLogo.objects.update_or_create(
+            school=locked,
+            defaults={
+                "image": logo.image,
+                "content_type": logo.content_type,
+                "width": logo.width,
+                "height": logo.height,
+            },
+        )
+        audit_record(
+            school=locked,
+            actor_label=actor,
+            action="school.logo_changed",
+            obj=locked,
+            detail={"bytes": len(logo.image), "width": logo.width, "height": logo.height},
+        )
+    return True

@@ -173,10 +173,11 @@ def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
     check_page(page)
 
 
-def enter_code(page: Page, code: str) -> None:
+def enter_code(page: Page, code: str, relationship: str = "Mother") -> None:
     page.goto("/account/link/")
     check_page(page)
     page.get_by_label("Security code").fill(code)
+    page.get_by_label(relationship, exact=True).check()
     page.get_by_role("button", name="Link to my child").click()
 
 

@@ -30,7 +30,7 @@ SPRAYER = "203.0.113.9"
 
 
 def post_code(client: Client, code: str):
-    return client.post(reverse("link_code"), {"code": code})
+    return client.post(reverse("link_code"), {"code": code, "relationship": "mother"})
 
 
 def test_a_parent_links_with_the_code_from_the_letter(roll: School) -> None:
@@ -43,7 +43,7 @@ def test_a_parent_links_with_the_code_from_the_letter(roll: School) -> None:
     assert response["Location"] == "/account/"
     account = client.get("/account/").content.decode()
     assert "You are now linked to Sam." in account
-    assert "Sam Smith" in account and "Example Academy" in account and "year 7" in account
+    assert "Sam Smith" in account and "Example Academy" in account and "Year 7" in account
     # The MIS had Pat with the same (now confirmed) email: Pat is that adult, and owns the link.
     pat = Adult.objects.get()
     assert (pat.source, pat.registered) == (Source.IMPORT, True)

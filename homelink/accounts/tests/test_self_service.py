@@ -213,8 +213,8 @@ def test_no_code_email_or_number_reaches_the_logs(
     client.post(reverse("login"), {"email": email, "password": "wrong password here"})
     code = letter(roll)
     for _ in range(3):
-        client.post(reverse("link_code"), {"code": code[:-1] + "0"})
-    client.post(reverse("link_code"), {"code": code})
+        client.post(reverse("link_code"), {"code": code[:-1] + "0", "relationship": "father"})
+    client.post(reverse("link_code"), {"code": code, "relationship": "father"})
     client.post(reverse("details"), {"email": email, "mobile": mobile})
     sms = OutboxMessage.objects.get(channel="sms")
     sms_code = re.search(r"\b(\d{6})\b", sms.body)

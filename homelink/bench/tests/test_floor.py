@@ -21,7 +21,7 @@ def test_the_floor_fills_the_current_schema(tmp_path: Path) -> None:
     )
     with sqlite3.connect(db) as conn:
         conn.execute(
-            "INSERT INTO schools_school (id, urn, name, la_code, estab, phone_region, import_lower_priority, code_expiry_days, sms_sender, oneroster_org_id, created_at, require_second_factor, sms_credits, large_send_threshold) VALUES (1, '100001', 'Bench', '838', '4512', 'GB', 1, 90, '', '', '2026-01-01 00:00:00', 0, 0, 1000)"
+            "INSERT INTO schools_school (id, urn, name, la_code, estab, phone_region, import_lower_priority, code_expiry_days, sms_sender, oneroster_org_id, created_at, require_second_factor, sms_credits, large_send_threshold, office_phone) VALUES (1, '100001', 'Bench', '838', '4512', 'GB', 1, 90, '', '', '2026-01-01 00:00:00', 0, 0, 1000, '')"
         )
     ctf = tmp_path / "ctf.xml"
     stats = generate_ctf(ctf, pupils=20, seed=1)

@@ -106,7 +106,7 @@ def test_a_sender_previews_and_sends_email_else_sms_to_a_year_group(
         "mary@example.org"
     )
     expect(recipients.get_by_role("row", name=re.compile("Dan Smith"))).to_contain_text(
-        "+447700900002"
+        "07700 900002"  # stored as +447700900002, shown as a GB school writes it
     )
     check_page(page)
 

@@ -93,7 +93,7 @@ def test_chosen_students_by_pasted_mis_ids_and_ticked_ones_together(sender, roll
     )
     # Ben's parents (2 numbers) and Lou's Zoë; Kit has nobody.
     assert re.search(r"<dt>SMS</dt><dd>3</dd>", page)
-    assert re.search(r"<dt>Nobody reachable</dt><dd>1</dd>", page)
+    assert re.search(r"<dt>Students nobody reaches</dt><dd>1</dd>", page)
 
 
 def test_unknown_mis_ids_are_an_error_on_their_field(sender, roll):
@@ -142,7 +142,7 @@ def test_the_preview_counts_recipients_parts_credits_and_marks_the_ucs2_characte
     assert re.search(r"<dt>The school's credits</dt><dd>1000</dd>", page)
     assert "School closed today <mark>\u2013</mark> sorry" in page
     assert "U+2013 en dash" in page
-    assert re.search(r"<dt>Nobody reachable</dt><dd>1</dd>", page)
+    assert re.search(r"<dt>Students nobody reaches</dt><dd>1</dd>", page)
     unreachable = reverse("console:message_draft_unreachable", kwargs={"urn": roll.urn})
     assert f'href="{unreachable}?mode=sms&amp;who=parents' in page
     assert ">Send now</button>" in page

@@ -126,7 +126,8 @@ def test_the_message_page_shows_what_was_sent_totals_and_recipients(client, sent
     assert re.search(r"<th scope=\"row\">Waiting to send</th>\s*<td>2 <span", page)
     assert re.search(r"<th scope=\"row\">Failed</th>\s*<td>1 <span class=\"muted\">\(33%\)", page)
     assert 'aria-hidden="true"' in page
-    for number in ("+447700900001", "+447700900002", "+447700900003"):
+    # Stored in E.164, shown as a GB school writes them.
+    for number in ("07700 900001", "07700 900002", "07700 900003"):
         assert number in page
     assert "unknown number" in page
     assert "3 recipients." in page
@@ -331,7 +332,7 @@ def test_the_replies_page_resolves_senders_and_lists_blocked_numbers(client, sen
     assert url("member", roll, member_id=tess.pk) in page
     amy = Member.objects.get(school=roll, mis_id="A1")
     blocked = page.split('id="blocked"')[1]
-    assert "+447700900001" in blocked and "Mary Smith" in blocked
+    assert "07700 900001" in blocked and "Mary Smith" in blocked
     assert url("member", roll, member_id=amy.pk) in blocked
     assert url("message", roll, message_id=sent.pk) in page
     assert mary.pk

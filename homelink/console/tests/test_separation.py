@@ -339,6 +339,10 @@ NOT_SCHOOL_SCOPED = {
     "opt_out": "the parent's own account",
     "delete_account": "the parent's own account",
     "privacy": "the privacy notice",
+    "school_logo": "a school's logo, only to its staff and to parents linked to it; 404 to "
+    "anyone else (schools/tests/test_school_identity.py)",
+    "home": "the front page: what homelink is and where to go; the same for everyone (a signed-in "
+    "user sees links to their own account and console)",
     "staff_invitation": "an invitation's link: the secret token names one invitation, whose "
     "school's name and role it shows to whoever holds the link (test_invitations.py)",
     "account_messages": "the messages sent to the parent's own adults, by request.user",

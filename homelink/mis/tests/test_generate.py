@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from homelink.mis.formats.csv_mapped import open_csv
 from homelink.mis.formats.ctf import open_ctf
 from homelink.mis.generate import GeneratedStats, generate_ctf
 from homelink.mis.phones import PhoneKind, classify, is_fictional, pick_mobile
@@ -302,3 +303,48 @@ def test_command_writes_the_file_and_prints_a_summary(tmp_path: Path) -> None:
 def test_command_refuses_a_bad_urn(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="URN"):
         call_command("generate_ctf", "--pupils", "1", "--urn", "abc", str(tmp_path / "x.xml"))
+
+
+def test_registration_groups_come_as_a_members_csv_for_the_same_pupils(tmp_path: Path) -> None:
+    # A CTF carries no registration groups (mis-formats.md §1): the generator writes the CSV a
+    # school would import beside it, and the CTF's bytes do not change for asking.
+    groups_path = tmp_path / "groups.csv"
+    data, _ = generate(300, seed=3)
+    with_groups, stats = generate(300, seed=3, groups_out=groups_path)
+    assert with_groups == data
+
+    _, members = parse(data)
+    read = open_csv(groups_path)
+    assert read.header.carries_students and not read.header.carries_staff
+    rows = {m.mis_id: m for m in read.members}
+    # Every pupil of the CTF, by UPN, with the same name and year, and a group in that year.
+    assert set(rows) == {m.mis_id for m in members}
+    for member in members:
+        row = rows[member.mis_id]
+        assert (row.forename, row.surname, row.year) == (
+            member.forename,
+            member.surname,
+            member.year,
+        )
+        assert row.reg_group is not None and row.reg_group[:-1] == member.year
+    groups = {row.reg_group for row in rows.values()}
+    assert stats.reg_groups == len(groups)
+    by_year = defaultdict(set)
+    for row in rows.values():
+        by_year[row.year].add(row.reg_group)
+    assert all(len(names) == 2 for names in by_year.values()), by_year  # 7A and 7B
+
+
+def test_command_writes_the_groups_when_asked(tmp_path: Path) -> None:
+    stdout = StringIO()
+    call_command(
+        "generate_ctf",
+        "--pupils",
+        "40",
+        "--groups",
+        str(tmp_path / "g.csv"),
+        str(tmp_path / "c.xml"),
+        stdout=stdout,
+    )
+    assert "registration groups to" in stdout.getvalue()
+    assert (tmp_path / "g.csv").read_text().startswith("UPN,Forename,Surname,Registration group")

@@ -11,6 +11,7 @@ from homelink.mis.phones import (
     _classify_slow,
     classify,
     could_be_mobile,
+    for_display,
     is_fictional,
     pick_mobile,
 )
@@ -106,3 +107,58 @@ def test_the_cheap_landline_filter_never_hides_a_mobile() -> None:
             assert classify(number).kind != PhoneKind.MOBILE, number
     assert could_be_mobile("+33 6 12 34 56 78", "GB")
     assert could_be_mobile("07700 900123", "GG")
+
+
+# --- shown as the school's region writes them -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stored", "region", "shown"),
+    [
+        # Fictional (libphonenumber calls them invalid) and real UK mobiles, the GB way.
+        ("+447700900767", "GB", "07700 900767"),
+        ("+447700912345", "GB", "07700 912345"),
+        ("+447788178715", "GB", "07788 178715"),
+        ("+441134960000", "GB", "0113 496 0000"),
+        # Guernsey, Jersey and the Isle of Man dial +44 numbers nationally too.
+        ("+447700900767", "GG", "07700 900767"),
+        ("+447624123456", "GB", "07624 123456"),
+        ("+441481234981", "GG", "01481 234981"),
+        # A number from another country: international, as it would be dialled from here.
+        ("+33612345678", "GB", "+33 6 12 34 56 78"),
+        ("+14155550123", "GB", "+1 415-555-0123"),
+        # And a school abroad: its own numbers its way, a UK mobile internationally.
+        ("+33612345678", "FR", "06 12 34 56 78"),
+        ("+447700900767", "FR", "+44 7700 900767"),
+    ],
+)
+def test_a_stored_number_is_shown_the_way_the_region_writes_it(
+    stored: str, region: str, shown: str
+) -> None:
+    assert for_display(stored, region) == shown
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "anne@example.org",  # a delivery's "to" is an email or a number
+        "EXAMPLE",  # a named SMS sender
+        "07700 900767",  # not E.164: whatever it is, shown as stored
+        "+4477009007",  # E.164-shaped but no valid number: a national format would drop the 0
+    ],
+)
+def test_anything_else_is_shown_unchanged(value: str) -> None:
+    assert for_display(value, "GB") == value
+
+
+def test_the_template_filter_formats_numbers_for_the_school(rf) -> None:
+    from django.template import Context, Template
+
+    page = Template(
+        "{% load phones %}{{ n|phone:region }}|{{ m|phone }}|{{ e|phone:region }}|"
+        "{{ blank|phone:region|default:'—' }}"
+    ).render(
+        Context({"n": "+447700900767", "region": "GB", "m": "+33612345678", "e": "a&b@example.org"})
+    )
+    assert page == "07700 900767|+33 6 12 34 56 78|a&amp;b@example.org|—"

@@ -43,6 +43,13 @@ class Command(BaseCommand):
             "--name", default="Example Academy", help="The school's name (default Example Academy)."
         )
         parser.add_argument(
+            "--groups",
+            type=Path,
+            metavar="CSV",
+            help="Also write a members CSV of the same pupils' registration groups (a CTF has "
+            "none): import it after the CTF.",
+        )
+        parser.add_argument(
             "--partial",
             action="store_true",
             help="Write a partial CTF: pupils only, with no contacts, phones or emails.",
@@ -62,6 +69,7 @@ class Command(BaseCommand):
                 estab=options["estab"],
                 school_name=options["name"],
                 qualifier="partial" if options["partial"] else "full",
+                groups_out=options["groups"],
             )
         except ValueError as err:
             raise CommandError(str(err)) from err
@@ -72,6 +80,8 @@ class Command(BaseCommand):
             f"({stats.adults:,} adults in {stats.families:,} families) to {path}: "
             f"{stats.bytes / 1_000_000:.1f} MB."
         )
+        if options["groups"] is not None:
+            summary += f" {stats.reg_groups} registration groups to {options['groups']}."
         if stats.mobiles_exhausted:
             summary += " The 100,000 fictional mobiles ran out: later adults have none."
         self.stdout.write(summary)

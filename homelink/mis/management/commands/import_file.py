@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from homelink.mis.issues import issue_title
 from homelink.mis.records import MisFormatError
 from homelink.mis.rules import ImportRefused, LeaverGuardStop
 from homelink.mis.services import ImportBusy, import_file
@@ -87,7 +88,7 @@ class Command(BaseCommand):
                         }
                     )
                 )
-            raise CommandError(str(stop)) from None
+            raise CommandError(f"{stop} {stop.cli_hint}") from None
         except MisFormatError as exc:
             if as_json:
                 self.stdout.write(json.dumps({"status": "failed", "error": str(exc)}))
@@ -95,11 +96,12 @@ class Command(BaseCommand):
         except (ImportRefused, ImportBusy) as exc:
             if as_json:
                 self.stdout.write(json.dumps({"status": "refused", "error": str(exc)}))
-            raise CommandError(
-                f"{exc}. Nothing was changed."
-                if "Nothing was changed" not in str(exc)
-                else str(exc)
-            ) from None
+            text = str(exc).rstrip(".") + "."
+            if isinstance(exc, ImportRefused) and exc.cli_hint:
+                text += f" {exc.cli_hint}"
+            if "Nothing was changed" not in text:
+                text += " Nothing was changed."
+            raise CommandError(text) from None
         finally:
             if progress is not None:
                 progress.done()
@@ -136,7 +138,7 @@ class Command(BaseCommand):
         if summary["data_issues"]:
             out.write(self.style.WARNING("Data issues"))
             for kind, count in summary["data_issues"].items():
-                out.write(f"  {count:6}  {kind.replace('_', ' ')}")
+                out.write(f"  {count:6}  {issue_title(kind)}")
             for issue in issues[:10]:
                 out.write(f"          {issue['message']}")
             if len(issues) > 10:

@@ -3,17 +3,23 @@
 Migrates the database, makes (or reuses) the demo school, generates a synthetic CTF for it and
 imports it through the same service the CLI and the web use, makes the office account (a superuser and the school's administrator), then
 runs a task worker and the development server until Ctrl-C.
+
+Links in confirmation emails, invitations and letters are built from ``HOMELINK_PUBLIC_URL``. Unless
+the environment sets it, the demo points it at its own address (``--port``): in this process, and
+in the environment of the worker and the server it starts, which read their settings afresh.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -36,6 +42,42 @@ DEMO_SMS_CREDITS = 10_000
 ADMIN_USERNAME = "office@example.org"
 # How long a child process gets to finish its current work after being asked to stop.
 STOP_GRACE_SECONDS = 10
+# The address the development server listens on: this machine only.
+DEMO_HOST = "127.0.0.1"
+# What settings.py falls back to when HOMELINK_PUBLIC_URL is not set.
+DEFAULT_PUBLIC_URL = f"http://{DEMO_HOST}:8000"
+
+
+def demo_public_url(port: int, environ: Mapping[str, str] | None = None) -> str:
+    """The address links in emails and letters point at: ``HOMELINK_PUBLIC_URL`` when the
+    environment sets it (someone serving the demo behind a proxy or on another name), else the
+    demo's own server, so that a confirmation link works on whatever port the demo runs."""
+    env = os.environ if environ is None else environ
+    explicit = env.get("HOMELINK_PUBLIC_URL", "").strip()
+    return explicit or f"http://{DEMO_HOST}:{port}"
+
+
+class Children(NamedTuple):
+    """What the demo starts: the worker's and the server's command lines, and their environment."""
+
+    worker: list[str]
+    server: list[str]
+    env: dict[str, str]
+
+
+def demo_children(port: int, public_url: str) -> Children:
+    # Both run as child processes of this one: runserver's autoreloader re-executes its own
+    # command line (which would re-run the whole demo), and a server that fails to bind exits
+    # the process outright, which would orphan an in-process worker.
+    cli = [sys.executable, "-m", "homelink.cli"]
+    # The children load the settings afresh from their environment: overriding them in this
+    # process is not enough, and a worker sending a confirmation email needs the same address.
+    env = {**os.environ, "HOMELINK_DEV": "1", "HOMELINK_PUBLIC_URL": public_url}
+    return Children(
+        worker=[*cli, "worker", "--queue-name", "*", "--no-reload"],
+        server=[*cli, "runserver", "--noreload", "--insecure", f"{DEMO_HOST}:{port}"],
+        env=env,
+    )
 
 
 class Command(BaseCommand):
@@ -45,7 +87,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--port", type=int, default=8000, help="web server port (8000)")
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=8000,
+            help="web server port (8000); links in emails and letters follow it unless "
+            "HOMELINK_PUBLIC_URL is set",
+        )
         parser.add_argument(
             "--pupils", type=int, default=300, help="pupils in the generated CTF (300)"
         )
@@ -65,6 +113,13 @@ class Command(BaseCommand):
         if pupils < 1:
             raise CommandError("--pupils must be at least 1")
         verbosity: int = options["verbosity"]
+        port: int = options["port"]
+        if not 1 <= port <= 65535:
+            raise CommandError("--port must be between 1 and 65535")
+        public_url = demo_public_url(port)
+        # Before anything below builds a link: this process's own settings were read before the
+        # port was known (the children get it through their environment, in _serve).
+        settings.HOMELINK_PUBLIC_URL = public_url
 
         self._ensure_sqlite_dir()
         self._section("Database")
@@ -82,8 +137,15 @@ class Command(BaseCommand):
 
         if options["no_serve"]:
             self.stdout.write(self.style.SUCCESS("\nDemo data ready (--no-serve: not serving)."))
+            self.stdout.write(f"  links in emails and letters: {public_url}")
+            if public_url != DEFAULT_PUBLIC_URL and not os.environ.get("HOMELINK_PUBLIC_URL"):
+                # A server and worker started by hand read the settings afresh: without this,
+                # their links would point at port 8000 again.
+                self.stdout.write(
+                    f"  start the server and the worker with HOMELINK_PUBLIC_URL={public_url}"
+                )
             return
-        self._serve(options["port"])
+        self._serve(port, public_url)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -118,14 +180,16 @@ class Command(BaseCommand):
         from homelink.mis.services import ImportBusy, import_file
 
         path = settings.VAR_DIR / "demo" / "demo.ctf.xml"
+        groups = settings.VAR_DIR / "demo" / "demo.groups.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
-        generate_ctf(
+        stats = generate_ctf(
             path,
             pupils=pupils,
             urn=school.urn,
             la=school.la_code or DEMO_LA,
             estab=school.estab or DEMO_ESTAB,
             school_name=school.name,
+            groups_out=groups,
         )
         self.stdout.write(f"  generated {path} ({pupils} pupils)")
         # The generated file is, by definition, the demo school's whole roll: re-running the demo
@@ -149,6 +213,19 @@ class Command(BaseCommand):
             )
             if line:
                 self.stdout.write(f"  {section.replace('_', ' ')}: {line}")
+        # A CTF has no registration groups: a school imports them from a members CSV keyed by
+        # UPN, and so does the demo, so that messaging a registration group can be tried. Only
+        # adding and updating: the CTF above is the roll, and the CSV names the same pupils.
+        try:
+            grouped = import_file(school=school, path=groups, fmt="csv", update_only=True)
+        except (MisFormatError, ImportRefused, ImportBusy) as exc:
+            raise CommandError(f"the demo's registration groups did not import: {exc}") from None
+        if not grouped.applied:
+            raise CommandError(
+                f"the demo's registration groups import ended {grouped.run.status}: "
+                f"{grouped.run.error}"
+            )
+        self.stdout.write(f"  registration groups: {stats.reg_groups} (from {groups.name})")
         students = school.members.filter(
             kind=Member.Kind.STUDENT, status=Member.Status.CURRENT
         ).count()
@@ -197,13 +274,8 @@ class Command(BaseCommand):
 
     # -- serving ----------------------------------------------------------------------------
 
-    def _serve(self, port: int) -> None:
-        # Both run as child processes of this one: runserver's autoreloader re-executes its own
-        # command line (which would re-run the whole demo), and a server that fails to bind exits
-        # the process outright, which would orphan an in-process worker.
-        cli = [sys.executable, "-m", "homelink.cli"]
-        worker_cmd = [*cli, "worker", "--queue-name", "*", "--no-reload"]
-        server_cmd = [*cli, "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"]
+    def _serve(self, port: int, public_url: str) -> None:
+        children = demo_children(port, public_url)
 
         self._section("Running")
         # `kill PID` (SIGTERM) should stop the children as Ctrl-C does, not orphan them. SIGINT
@@ -211,17 +283,24 @@ class Command(BaseCommand):
         # children would inherit that and never stop on Ctrl-C.
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        worker = subprocess.Popen(worker_cmd)
+        worker = subprocess.Popen(children.worker, env=children.env)
         try:
-            server = subprocess.Popen(server_cmd)
+            server = subprocess.Popen(children.server, env=children.env)
         except BaseException:
             self._stop(worker)
             raise
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://{DEMO_HOST}:{port}"
+        # `homelink letters` run in another terminal reads the settings afresh, like the children.
+        letters = "homelink letters"
+        if public_url != DEFAULT_PUBLIC_URL and not os.environ.get("HOMELINK_PUBLIC_URL"):
+            letters = f"HOMELINK_PUBLIC_URL={public_url} homelink letters"
         self.stdout.write(
             f"  worker pid {worker.pid}, web server pid {server.pid}\n"
+            f"  links in emails and letters: {public_url}"
+            + ("" if public_url == url else " (HOMELINK_PUBLIC_URL)")
+            + "\n"
             f"  school office: {url}/login/ as '{ADMIN_USERNAME}', then the console at {url}/console/\n"
-            f"  parents:       {url}/register/ (print letters with 'homelink letters')\n"
+            f"  parents:       {url}/register/ (letters: the console's Letters page, or '{letters}')\n"
             f"  outbox:        {url}/outbox/ (the mail and SMS the demo kept instead of sending)\n"
             f"  operators:     {url}/admin/\n"
             "  press Ctrl-C to stop both"
