@@ -335,6 +335,31 @@ def _refuse(request: StaffRequest, run: ImportRun, message: str) -> HttpResponse
     return response
 
 
+def _follow_on(request: StaffRequest, locked: ImportRun, **options: Any) -> ImportRun:
+    """The run that takes a locked run's file further (its apply, or a forced preview), queued,
+    with the file's own options kept; the locked run points at it."""
+    kept = locked.options
+    follow = ImportRun.objects.create(
+        school=request.school,
+        started_by=_user(request),
+        started_via="console",
+        file_name=locked.file_name,
+        digest=locked.digest,
+        format=locked.format,
+        status=ImportRun.Status.QUEUED,
+        options={
+            "update_only": bool(kept.get("update_only")),
+            "mapping": str(kept.get("mapping", "")),
+            **options,
+        },
+        upload=locked.upload,
+        mapping_upload=locked.mapping_upload,
+    )
+    locked.followed_by = follow
+    locked.save(update_fields=["followed_by"])
+    return follow
+
+
 @staff_view(methods=("POST",))
 def import_apply(request: StaffRequest, run: ImportRun) -> HttpResponse:
     """Queue the apply of a preview (or of a stopped run, marking the students left)."""
@@ -347,29 +372,16 @@ def import_apply(request: StaffRequest, run: ImportRun) -> HttpResponse:
         if confirm and request.POST.get("confirm_leavers") != "1":
             return _refuse(request, run, "Tick the box to confirm that these students have left.")
         options = locked.options
-        apply = ImportRun.objects.create(
-            school=request.school,
-            started_by=_user(request),
-            started_via="console",
-            file_name=locked.file_name,
-            digest=locked.digest,
-            format=locked.format,
-            status=ImportRun.Status.QUEUED,
-            options={
-                "dry_run": False,
-                "update_only": bool(options.get("update_only")),
-                "confirm_leavers": confirm or bool(options.get("confirm_leavers")),
-                # A preview of another school's file that an administrator chose to import
-                # anyway is applied the same way (adds and updates only).
-                "force": bool(options.get("force")),
-                "mapping": str(options.get("mapping", "")),
-                "preview": locked.pk,
-            },
-            upload=locked.upload,
-            mapping_upload=locked.mapping_upload,
+        apply = _follow_on(
+            request,
+            locked,
+            dry_run=False,
+            confirm_leavers=confirm or bool(options.get("confirm_leavers")),
+            # A preview of another school's file that an administrator chose to import anyway
+            # is applied the same way (adds and updates only).
+            force=bool(options.get("force")),
+            preview=locked.pk,
         )
-        locked.followed_by = apply
-        locked.save(update_fields=["followed_by"])
     _enqueue(apply)
     return _run_url(apply)
 
@@ -389,28 +401,9 @@ def import_force(request: StaffRequest, run: ImportRun) -> HttpResponse:
                 run,
                 f"Tick the box to confirm that this file is meant for {request.school.name}.",
             )
-        options = locked.options
-        preview = ImportRun.objects.create(
-            school=request.school,
-            started_by=_user(request),
-            started_via="console",
-            file_name=locked.file_name,
-            digest=locked.digest,
-            format=locked.format,
-            status=ImportRun.Status.QUEUED,
-            options={
-                "dry_run": True,
-                "update_only": bool(options.get("update_only")),
-                "confirm_leavers": False,
-                "force": True,
-                "mapping": str(options.get("mapping", "")),
-                "refused": locked.pk,
-            },
-            upload=locked.upload,
-            mapping_upload=locked.mapping_upload,
+        preview = _follow_on(
+            request, locked, dry_run=True, confirm_leavers=False, force=True, refused=locked.pk
         )
-        locked.followed_by = preview
-        locked.save(update_fields=["followed_by"])
         audit_record(
             school=request.school,
             actor_label=f"user:{request.user.pk}",
