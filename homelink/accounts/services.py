@@ -52,7 +52,7 @@ from homelink.console.models import StaffMembership
 from homelink.console.services import staff_remove
 from homelink.messaging.gateways import GatewayError, sms_gateway
 from homelink.mis.phones import PhoneKind, classify, is_fictional, normalise_mobile
-from homelink.ratelimit import limiter
+from homelink.ratelimit import devices, limiter
 from homelink.ratelimit.policies import (
     LOGIN_BUDGET,
     LOGIN_KNOWN_DEVICE,
@@ -201,8 +201,10 @@ def account_authenticate(
     """
     account = account_identity(email)
     pair = f"{account} {ip}"
+    # This browser's own count: nobody at another device the owner uses can reach it.
+    device = devices.device_key(request, account)
     if known_device:
-        refusal = None if LOGIN_KNOWN_DEVICE.hit(account).allowed else LOGIN_KNOWN_DEVICE_LIMITED
+        refusal = None if LOGIN_KNOWN_DEVICE.hit(device).allowed else LOGIN_KNOWN_DEVICE_LIMITED
     # The address first: a refused address costs one statement and adds nothing to the account's
     # cap, so one address cannot use it all up alone.
     elif not limiter.hit_all((LOGIN_PER_IP, ip), (LOGIN_PER_ACCOUNT_IP, pair)).allowed:
@@ -223,7 +225,7 @@ def account_authenticate(
     if not isinstance(user, User):
         return None
     if known_device:
-        LOGIN_KNOWN_DEVICE.reset(account)
+        LOGIN_KNOWN_DEVICE.reset(device)
     else:
         LOGIN_PER_ACCOUNT_IP.reset(pair)
         # Given back, not reset: the cap keeps counting an attacker's failures, and the owner
@@ -233,13 +235,14 @@ def account_authenticate(
     return user
 
 
-def login_limits_reset(*, user: User) -> None:
+def login_limits_reset(*, user: User, request: HttpRequest | None = None) -> None:
     """After a password reset: the owner proved the mailbox, so the account's caps start again
-    (its new devices' passwords and codes) and its known devices' count is forgotten. Addresses
-    that guessed stay refused until their own lock-outs end."""
+    (its new devices' passwords and codes), and so does the count of the browser they reset on.
+    Addresses that guessed stay refused until their own lock-outs end."""
     account = account_identity(user.get_username())
     LOGIN_NEW_DEVICES.reset(account)
-    LOGIN_KNOWN_DEVICE.reset(account)
+    if request is not None:
+        LOGIN_KNOWN_DEVICE.reset(devices.device_key(request, account))
     OTP_NEW_DEVICES.reset(f"user:{user.pk}")
 
 
@@ -268,11 +271,11 @@ def pending_changes_clear(parent: Parent) -> None:
     parent.mobile_code_attempts = 0
 
 
-def password_reset_done(*, user: User) -> None:
+def password_reset_done(*, user: User, request: HttpRequest | None = None) -> None:
     """After a password reset by the mailbox's owner: earlier misses are forgiven and changes
     that were waiting are dropped (the confirmation links sent for them died with the old
     password too)."""
-    login_limits_reset(user=user)
+    login_limits_reset(user=user, request=request)
     with transaction.atomic():
         parent = Parent.objects.select_for_update().filter(user=user).first()
         if parent is not None:

@@ -90,7 +90,10 @@ def register(request: HttpRequest) -> HttpResponse:
                 "Your account is ready. We have sent you an email: follow the link in it to "
                 "confirm your email address.",
             )
-            return redirect("account")
+            response = redirect("account")
+            # Signed in with the password just chosen: this browser is the account's own.
+            devices.remember(request, response, user.get_username())
+            return response
     return render(request, "accounts/register.html", {"form": form})
 
 
@@ -172,7 +175,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
-        services.password_reset_done(user=form.user)
+        services.password_reset_done(user=form.user, request=self.request)
         # The owner proved the mailbox: this browser is theirs now, so they sign in with the new
         # password whatever an attacker is doing to new devices.
         devices.remember(self.request, response, form.user.get_username())

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Q
+from phonenumbers import country_code_for_region
 
 from homelink.mis.phones import PhoneKind, classify
 from homelink.register.identity import name_key
@@ -62,6 +63,8 @@ class Terms:
     mobile: str = ""
     #: The digits, when the text is part of a number.
     suffix: str = ""
+    #: The start of a number typed the national way ("07700 900" → "+447700900"), in E.164.
+    prefix: str = ""
 
     @property
     def is_number(self) -> bool:
@@ -70,7 +73,9 @@ class Terms:
     def mobile_matches(self, stored: str) -> bool:
         if not stored:
             return False
-        return stored == self.mobile if self.mobile else stored.endswith(self.suffix)
+        if self.mobile:
+            return stored == self.mobile
+        return stored.endswith(self.suffix) or bool(self.prefix and stored.startswith(self.prefix))
 
     def email_matches(self, stored: str) -> bool:
         if not (stored and self.email):
@@ -88,7 +93,7 @@ def terms_of(q: str, region: str = "GB") -> Terms:
         phone = classify(text, region)
         if phone.kind != PhoneKind.INVALID:
             return Terms(text, mobile=phone.value)
-        return Terms(text, suffix=digits)
+        return Terms(text, suffix=digits, prefix=_national_start(digits, region))
     if "@" in text:
         email = text.lower().replace(" ", "")
         whole = re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) is not None
@@ -100,10 +105,22 @@ def terms_of(q: str, region: str = "GB") -> Terms:
     )
 
 
+def _national_start(digits: str, region: str) -> str:
+    """The E.164 start of a partial number typed with the national trunk 0 (stored numbers
+    are E.164, so "07700 900" would otherwise match nothing); "" for anything else."""
+    if not digits.startswith("0") or digits.startswith("00"):
+        return ""
+    code = country_code_for_region(region)
+    return f"+{code}{digits[1:]}" if code else ""
+
+
 def _mobile_q(terms: Terms, field: str) -> Q:
     if terms.mobile:
         return Q(**{field: terms.mobile})
-    return Q(**{f"{field}__endswith": terms.suffix})
+    found = Q(**{f"{field}__endswith": terms.suffix})
+    if terms.prefix:
+        found |= Q(**{f"{field}__startswith": terms.prefix})
+    return found
 
 
 def _email_q(terms: Terms, field: str) -> Q:

@@ -68,7 +68,7 @@ from homelink.schools.models import School
 #: The one answer to a wrong, expired, reused or rate-limited code.
 CODE_REFUSED = (
     "That code was not accepted. Enter the 6-digit code your authenticator app shows now. "
-    "After several wrong codes you must wait 15 minutes."
+    "After several wrong codes you must wait a while before trying again."
 )
 
 ISSUER = "homelink"
@@ -318,7 +318,9 @@ def device_remember(request: HttpRequest, response: HttpResponse) -> HttpRespons
     return response
 
 
-def _check(request: HttpRequest, device: TOTPDevice, token: str) -> bool:
+def _check(
+    request: HttpRequest, device: TOTPDevice, token: str, *, enrolling: bool = False
+) -> bool:
     """Whether ``token`` is the device's current code (each code is accepted once). Counts
     against the limits first (nothing waits but the site-wide budget's delay):
 
@@ -335,9 +337,16 @@ def _check(request: HttpRequest, device: TOTPDevice, token: str) -> bool:
     ip = client_ip(request)
     account = f"user:{user.pk}"
     known = devices.is_known(request, user.get_username(), factor=devices.SECOND_FACTOR)
+    # This browser's own count: nobody at another device the owner uses can reach it.
+    device_count = devices.device_key(request, account)
     cap: Verdict | None = None
-    if known:
-        allowed = OTP_KNOWN_DEVICE.hit(account).allowed
+    if enrolling:
+        # The first code from an app being set up: a mistyped one says nothing about who has
+        # the password (the account has no second factor yet), so only the address's limits
+        # count it, never the account's cap that would replace the owner's password.
+        allowed = token_allowed(user, ip)
+    elif known:
+        allowed = OTP_KNOWN_DEVICE.hit(device_count).allowed
     elif token_allowed(user, ip):
         cap = OTP_NEW_DEVICES.hit(account)
         allowed = cap.allowed
@@ -357,8 +366,11 @@ def _check(request: HttpRequest, device: TOTPDevice, token: str) -> bool:
             elif wrong == OTP_OWNER_ALERT_AFTER:
                 _tell_owner(user, wrong=wrong)
         return False
-    if known:
-        OTP_KNOWN_DEVICE.reset(account)
+    if enrolling:
+        OTP_PER_ACCOUNT_IP.reset(f"{account} {ip}")
+        OTP_PER_IP.refund(ip)
+    elif known:
+        OTP_KNOWN_DEVICE.reset(device_count)
     else:
         OTP_PER_ACCOUNT_IP.reset(f"{account} {ip}")
         # Given back, not reset: the cap keeps counting the wrong codes of whoever else has the
@@ -451,7 +463,7 @@ def device_confirm(*, request: HttpRequest, device: TOTPDevice, token: str) -> b
     user = request.user
     if device.user_id != user.pk or device.confirmed:
         return False
-    if not _check(request, device, token):
+    if not _check(request, device, token, enrolling=True):
         return False
     with transaction.atomic():
         _lock_user(user)

@@ -27,6 +27,7 @@ from homelink.console.forms_staff import InvitationForm
 from homelink.console.models import ROLE_RANK, Role, StaffInvitation, StaffMembership
 from homelink.console.permissions import StaffRequest, staff_view
 from homelink.console.services import staff_remove, staff_set_role
+from homelink.ratelimit import devices
 from homelink.ratelimit.ip import client_ip
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -250,7 +251,10 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
                     if accepted.added
                     else f"You already had a role at {school.name}: it has not changed.",
                 )
-                return redirect("console:dashboard", urn=school.urn)
+                response = redirect("console:dashboard", urn=school.urn)
+                # The mailbox's owner signed in here: this browser is theirs from now on.
+                devices.remember(request, response, accepted.user.get_username())
+                return response
     context = {
         "invitation": invitation,
         "school_name": invitation.school.name,

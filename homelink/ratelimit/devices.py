@@ -28,6 +28,7 @@ at the code still count as a new device's.
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import timedelta
 from typing import Final, Literal
 
@@ -36,7 +37,15 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-__all__ = ["COOKIE_NAME", "FIRST_FACTOR", "MAX_ACCOUNTS", "SECOND_FACTOR", "is_known", "remember"]
+__all__ = [
+    "COOKIE_NAME",
+    "FIRST_FACTOR",
+    "MAX_ACCOUNTS",
+    "SECOND_FACTOR",
+    "device_key",
+    "is_known",
+    "remember",
+]
 
 Factor = Literal["p", "t"]
 
@@ -53,6 +62,15 @@ DIGEST_SALT = "homelink.ratelimit.devices.account"
 DIGEST_CHARS = 32  # 128 bits of HMAC-SHA256: a guess at a digest is hopeless
 SEPARATOR = "."
 _ENTRY = re.compile(rf"^[{FIRST_FACTOR}{SECOND_FACTOR}][0-9a-f]{{{DIGEST_CHARS}}}$")
+#: The browser's own random id, so a known device's limit is this browser's alone: a shared
+#: office PC where the owner once signed in must not use up the limit of her phone.
+_DEVICE = re.compile(r"^d[0-9a-f]{16}$")
+
+
+def device_key(request: HttpRequest, account_identity: str) -> str:
+    """The identity a known device's limit counts under: the account and this browser's id."""
+    found = next((part[1:] for part in _parts(request) if _DEVICE.match(part)), "")
+    return f"{account_identity} {found}"
 
 
 def is_known(request: HttpRequest, account_identity: str, *, factor: Factor = FIRST_FACTOR) -> bool:
@@ -83,7 +101,8 @@ def remember(
     if digest is None:
         return
     mine = factor + digest
-    kept: list[str] = [mine]
+    device = next((part for part in _parts(request) if _DEVICE.match(part)), "")
+    kept: list[str] = [device or "d" + secrets.token_hex(8), mine]
     counts = {FIRST_FACTOR: 0, SECOND_FACTOR: 0, factor: 1}
     for entry in _entries(request):
         if entry == mine or counts[entry[0]] >= MAX_ACCOUNTS:
@@ -101,11 +120,13 @@ def remember(
     )
 
 
-def _entries(request: HttpRequest) -> list[str]:
+def _parts(request: HttpRequest) -> list[str]:
     value = request.get_signed_cookie(COOKIE_NAME, default="", salt=COOKIE_SALT, max_age=MAX_AGE)
-    if not value:
-        return []
-    return [entry for entry in value.split(SEPARATOR) if _ENTRY.match(entry)]
+    return value.split(SEPARATOR) if value else []
+
+
+def _entries(request: HttpRequest) -> list[str]:
+    return [entry for entry in _parts(request) if _ENTRY.match(entry)]
 
 
 def _digest(factor: Factor, account_identity: str) -> str | None:

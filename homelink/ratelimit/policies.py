@@ -87,8 +87,9 @@ LOGIN_PER_ACCOUNT_IP = Policy(
 LOGIN_NEW_DEVICES = Policy(
     "login:new_devices", limit=20, window=timedelta(hours=1), lockout=timedelta(hours=1)
 )
-# Devices known for the account (its owner's): ten wrong passwords in 15 minutes, then those
-# devices wait 15 minutes. Only a browser where the current password was given can count here.
+# Each device known for the account (its owner's), counted on its own (the account and the
+# browser's id): ten wrong passwords in 15 minutes, then that browser waits 15 minutes. Only that
+# browser counts there, so a shared office PC cannot spend the limit of the owner's phone.
 LOGIN_KNOWN_DEVICE = Policy(
     "login:known_device", limit=10, window=timedelta(minutes=15), lockout=timedelta(minutes=15)
 )
@@ -113,6 +114,7 @@ OTP_NEW_DEVICES = Policy(
 OTP_OWNER_ALERT_AFTER = 5
 # A browser where the account has given a right code: ten wrong codes in 15 minutes, then 15
 # minutes' wait. Nobody else can count here, so nobody else can cause it.
+# Per known browser, like LOGIN_KNOWN_DEVICE.
 OTP_KNOWN_DEVICE = Policy(
     "otp:known_device", limit=10, window=timedelta(minutes=15), lockout=timedelta(minutes=15)
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 
-from homelink.console.models import StaffMembership
+from homelink.console.invitations import confirmed_memberships
 from homelink.register.models import Link, PendingLink
 from homelink.schools.models import SchoolLogo
 
@@ -23,7 +23,7 @@ def school_logo(request: HttpRequest, urn: str) -> HttpResponse:
         raise Http404
     school_id = logo.school_id
     allowed = (
-        StaffMembership.objects.filter(user_id=user.pk, school_id=school_id).exists()
+        confirmed_memberships().filter(user_id=user.pk, school_id=school_id).exists()
         or Link.objects.filter(school_id=school_id, adult__account_id=user.pk).exists()
         or PendingLink.objects.filter(
             school_id=school_id,

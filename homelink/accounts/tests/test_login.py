@@ -403,3 +403,18 @@ def test_school_staff_land_on_their_console_after_signing_in(
     )
     assert response.status_code == 302
     assert response["Location"] == "/console/"
+
+
+def test_a_shared_computer_cannot_spend_the_limit_of_the_owners_other_devices() -> None:
+    """The owner once signed in at the office PC and on her phone. Someone at the PC types
+    wrong passwords until it is refused: her phone still signs her in."""
+    make_parent()
+    office_pc = signed_in_before("pat.smith@example.org", "192.0.2.40")
+    phone = signed_in_before("pat.smith@example.org", OWNER_AT_HOME)
+    for _ in range(LOGIN_KNOWN_DEVICE.limit):
+        sign_in(office_pc, "pat.smith@example.org", "wrong")
+    assert (
+        services.LOGIN_KNOWN_DEVICE_LIMITED
+        in sign_in(office_pc, "pat.smith@example.org").content.decode()
+    )
+    assert sign_in(phone, "pat.smith@example.org")["Location"] == "/account/"

@@ -63,3 +63,11 @@ def test_names_are_compared_as_the_importer_compares_them(school: School) -> Non
     other = School.objects.create(urn="100002", name="Other")
     run_import(other, [pupil("B1", "Cy", "Dee", contact(1, "Zoë", "O'Brien"))])
     assert found(school, "zoe obrien") == {"Amy"}
+
+
+def test_the_start_of_a_number_typed_the_national_way_is_its_e164_start() -> None:
+    terms = terms_of("07700 900")
+    assert terms.prefix == "+447700900"
+    assert terms.mobile_matches("+447700900123")
+    assert not terms.mobile_matches("+447911900123")
+    assert terms_of("900123").prefix == ""

@@ -325,3 +325,14 @@ def test_searching_for_a_parent_costs_the_same_queries_whatever_the_size(
     assert count_queries(client, f"{url}?{searched}") == small
     assert small <= 13
     assert {"Amy Smith", "Ben Smith"} <= set(names(client.get(f"{url}?{searched}")))
+
+
+def test_the_start_of_a_number_typed_the_national_way_finds_its_owners(
+    client, school, admin_a, url
+):
+    """Stored numbers are E.164: "07700 90012" must still match +4477009001…, as its end would."""
+    okafor_family(school)
+    client.force_login(admin_a)
+    found = rows_found(client, url, "07700 90012")
+    assert "linked: Pat Okafor (mother)" in found["Amy Smith"]
+    assert rows_found(client, url, "07911 1") == {}

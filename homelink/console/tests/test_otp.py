@@ -750,3 +750,27 @@ def test_a_school_that_requires_it_sends_staff_to_set_up(client, viewer_a, schoo
     response = client.post(url("setup"), {"token": code_for(device), "next": dashboard})
     assert response["Location"] == dashboard
     assert client.get(dashboard).status_code == 200
+
+
+def test_mistyped_codes_while_setting_up_never_turn_the_owners_password_off(admin_a):
+    """Setting up the app, the owner mistypes codes from two addresses (a phone's clock a
+    minute out): the addresses wait, but nothing says her password is known to someone else,
+    and it still works."""
+    device = otp.pending_device(admin_a)
+    wrong = code_for(device, wrong=True)
+    for ip in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
+        browser = from_address(admin_a, ip)
+        for _ in range(OTP_PER_ACCOUNT_IP.limit):
+            browser.post(url("setup"), {"token": wrong})
+    admin_a.refresh_from_db()
+    assert admin_a.check_password(PASSWORD)
+    assert mail.outbox == []
+    assert not AuditEvent.objects.filter(action="staff.password_disabled").exists()
+    assert (
+        from_address(admin_a, "198.51.100.9")
+        .post(url("setup"), {"token": code_for(device)})
+        .status_code
+        == 302
+    )
+    device.refresh_from_db()
+    assert device.confirmed
