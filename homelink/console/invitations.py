@@ -350,6 +350,18 @@ def staff_invite(
     return Invited(invitation=invitation, url=invitation_url(token))
 
 
+def _locked_open(invitation: StaffInvitation) -> StaffInvitation:
+    """The invitation, row-locked, while it can still be sent again or withdrawn."""
+    locked = (
+        StaffInvitation.objects.select_for_update(of=("self",))
+        .select_related("school")
+        .get(pk=invitation.pk)
+    )
+    if not locked.is_open:
+        raise ValidationError("this invitation has already been accepted or withdrawn")
+    return locked
+
+
 def invitation_resend(
     *, invitation: StaffInvitation, actor: Actor, now: dt.datetime | None = None
 ) -> Invited:
@@ -363,13 +375,7 @@ def invitation_resend(
     )
     token, hashed = _new_token()
     with transaction.atomic():
-        locked = (
-            StaffInvitation.objects.select_for_update(of=("self",))
-            .select_related("school")
-            .get(pk=invitation.pk)
-        )
-        if not locked.is_open:
-            raise ValidationError("this invitation has already been accepted or withdrawn")
+        locked = _locked_open(invitation)
         locked.token_hash = hashed
         locked.sent_at = now
         locked.expires_at = now + INVITATION_TTL
@@ -392,13 +398,7 @@ def invitation_revoke(
     """Withdraw an open invitation: its link stops working."""
     label, actor_id = actor_parts(actor)
     with transaction.atomic():
-        locked = (
-            StaffInvitation.objects.select_for_update(of=("self",))
-            .select_related("school")
-            .get(pk=invitation.pk)
-        )
-        if not locked.is_open:
-            raise ValidationError("this invitation has already been accepted or withdrawn")
+        locked = _locked_open(invitation)
         locked.revoked_at = now or timezone.now()
         locked.save(update_fields=["revoked_at"])
         audit_record(
