@@ -35,7 +35,6 @@ from phonenumbers import (
     region_code_for_country_code,
     region_code_for_number,
 )
-from phonenumbers.geocoder import country_name_for_number
 
 from homelink.accounts import tokens
 from homelink.accounts.limits import (
@@ -51,7 +50,7 @@ from homelink.audit.services import audit_record
 from homelink.console.models import StaffMembership
 from homelink.console.services import staff_remove
 from homelink.messaging.gateways import GatewayError, sms_gateway
-from homelink.mis.phones import PhoneKind, classify, is_fictional, normalise_mobile
+from homelink.mis.phones import UK_REGIONS, PhoneKind, classify, is_fictional, normalise_mobile
 from homelink.ratelimit import devices, limiter
 from homelink.ratelimit.policies import (
     LOGIN_BUDGET,
@@ -446,6 +445,10 @@ def mobile_country(e164: str) -> str:
         return "GB"
     number = parse(e164)
     found = region_code_for_number(number)
+    if found in UK_REGIONS:
+        # Jersey, Guernsey and the Isle of Man share +44 and UK networks: homelink reads their
+        # mobiles as the UK's everywhere else (mis/phones.py), so it texts them as the UK's.
+        return "GB"
     if found:
         return str(found)
     # A number libphonenumber does not know in detail: the main country of its calling code.
@@ -458,6 +461,10 @@ _WITH_THE = frozenset({"AE", "BS", "CZ", "DO", "GB", "GM", "NL", "PH", "US"})
 
 def _country_name(code: str) -> str:
     example = example_number_for_type(code, PhoneNumberType.MOBILE)
+    # Imported here: the geocoder's data costs half a second and ~100 MB at start-up, for a
+    # refusal few people see.
+    from phonenumbers.geocoder import country_name_for_number
+
     name = (country_name_for_number(example, "en") if example else "") or code
     return f"the {name}" if code in _WITH_THE else name
 

@@ -75,7 +75,7 @@ def classify(raw: str, region: str = "GB") -> Phone:
     text = _normal_text(raw)
     if not text or not re.fullmatch(r"\+?\d{4,17}", text):
         return Phone(PhoneKind.INVALID, raw.strip(), "not a phone number")
-    if region in _UK_REGIONS:
+    if region in UK_REGIONS:
         uk = _UK_MOBILE_SHAPE.fullmatch(text)
         if uk is not None:
             return _classify_uk_07(uk.group(1))
@@ -85,7 +85,7 @@ def classify(raw: str, region: str = "GB") -> Phone:
 def could_be_mobile(raw: str, region: str) -> bool:
     """A cheap test that rules out most landlines without libphonenumber: in the UK numbering
     (shared by Guernsey, Jersey and the Isle of Man) only 07 numbers are mobiles."""
-    if region not in _UK_REGIONS:
+    if region not in UK_REGIONS:
         return True
     text = _normal_text(raw)
     if text.startswith("+") and not text.startswith("+44"):
@@ -94,7 +94,7 @@ def could_be_mobile(raw: str, region: str) -> bool:
 
 
 # Great Britain and the Crown Dependencies share +44 and its 07 numbering.
-_UK_REGIONS = frozenset({"GB", "GG", "JE", "IM"})
+UK_REGIONS = frozenset({"GB", "GG", "JE", "IM"})
 _UK_MOBILE_SHAPE = re.compile(r"(?:\+44|0)(7\d{9})")
 
 
