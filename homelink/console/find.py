@@ -35,7 +35,7 @@ from django.db.models import Q
 from phonenumbers import country_code_for_region
 
 from homelink.mis.phones import PhoneKind, classify
-from homelink.register.identity import name_key
+from homelink.register.identity import name_key, normalise_email
 from homelink.register.models import Link, Member
 from homelink.schools.models import School
 
@@ -96,7 +96,8 @@ def terms_of(q: str, region: str = "GB") -> Terms:
         return Terms(text, suffix=digits, prefix=_national_start(digits, region))
     if "@" in text:
         email = text.lower().replace(" ", "")
-        whole = re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) is not None
+        # A whole address by the rule the register stores addresses by.
+        whole = bool(normalise_email(email))
         return Terms(text, email=email, email_whole=whole)
     return Terms(
         text,

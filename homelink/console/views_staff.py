@@ -27,20 +27,11 @@ from homelink.console.forms_staff import InvitationForm
 from homelink.console.models import ROLE_RANK, Role, StaffInvitation, StaffMembership
 from homelink.console.permissions import StaffRequest, staff_view
 from homelink.console.services import staff_remove, staff_set_role
+from homelink.console.views_people import _form_refused, _refused
 from homelink.ratelimit import devices
 from homelink.ratelimit.ip import client_ip
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text
-
-
-def _refused(request: HttpRequest, error: ValidationError) -> None:
-    for message in error.messages:
-        messages.error(request, _sentence(message))
 
 
 def _who(membership: StaffMembership) -> str:
@@ -92,8 +83,7 @@ def staff_add(request: StaffRequest) -> HttpResponse:
                 actor=request.user,
             )
         except ValidationError as error:
-            for message in error.messages:
-                form.add_error(None, _sentence(message))
+            _form_refused(form, error)
         else:
             messages.success(
                 request,
