@@ -133,3 +133,19 @@ def test_the_preview_costs_no_query_per_person_left_out(sender, school):
     assert queries() == few
     page = sender.post(new_url(roll), draft()).content.decode()
     assert dd(page, "Left out") == str(4 + 25)
+
+
+def test_a_long_group_names_its_first_hundred_and_counts_the_rest(sender, school):
+    """A send to a whole school can leave thousands out: each reason lists at most 100 names,
+    then says how many more (the printable list has everyone)."""
+    roll = left_out_roll(school)
+    kit = Member.objects.get(school=roll, mis_id="C1")
+    for n in range(105):
+        adult = adult_create(school=roll, forename=f"Extra{n:03d}", surname="Kay", actor="test")
+        link_add(student=kit, adult=adult, source=Source.MANUAL, actor="test")
+    Adult.objects.filter(school=roll, forename__startswith="Extra").update(opted_out=True)
+    page = sender.post(new_url(roll), draft()).content.decode()
+    opted_out = group(page, "Opted out")
+    assert "<summary>Opted out: 106</summary>" in page
+    assert opted_out.count("<li>") == 100
+    assert "and 6 more" in opted_out
