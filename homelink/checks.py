@@ -85,6 +85,24 @@ def check_delivery(**kwargs: Any) -> list[checks.CheckMessage]:
                 id="homelink.W103",
             )
         )
+    if settings.HOMELINK_SMS_GATEWAY != OUTBOX_SMS and not settings.HOMELINK_SMS_RATE:
+        found.append(
+            checks.Warning(
+                "HOMELINK_SMS_RATE is not set: texts go as fast as the provider answers, and "
+                "every worker finds the account's limit by being refused (429).",
+                hint="Set HOMELINK_SMS_RATE to the messages per second your SMS account "
+                "allows (Twilio: 1 per long code; more for short codes and messaging services).",
+                id="homelink.W107",
+            )
+        )
+    if min(settings.HOMELINK_SMS_RATE, settings.HOMELINK_EMAIL_RATE) < 0:
+        found.append(
+            checks.Warning(
+                "A negative HOMELINK_SMS_RATE or HOMELINK_EMAIL_RATE means no pace at all.",
+                hint="Use 0 for no pace, or the provider's messages per second.",
+                id="homelink.W108",
+            )
+        )
     found.extend(_email_events())
     return found
 

@@ -210,13 +210,19 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "homelink <noreply@exa
 # The domain of the Message-ID each message's email carries (how a bounce is matched to it).
 HOMELINK_EMAIL_DOMAIN = os.environ.get("HOMELINK_EMAIL_DOMAIN", "homelink.invalid")
 # The outbox's workers: deliveries per claim, how long a claim is held before another worker may
-# take it over (the worker is presumed dead), and how many tasks a send wakes per channel.
+# take it over (the worker is presumed dead), and how many tasks a send wakes.
 HOMELINK_DELIVERY_BATCH = int(os.environ.get("HOMELINK_DELIVERY_BATCH", "100"))
 HOMELINK_DELIVERY_LEASE_SECONDS = int(os.environ.get("HOMELINK_DELIVERY_LEASE_SECONDS", "300"))
 HOMELINK_DELIVERY_CONCURRENCY = int(os.environ.get("HOMELINK_DELIVERY_CONCURRENCY", "4"))
 # Connections each worker keeps open to an SMS provider across the internet (Twilio, HTTP),
 # each sending one message at a time: what hides the provider's round trip.
 HOMELINK_SMS_CONNECTIONS = int(os.environ.get("HOMELINK_SMS_CONNECTIONS", "4"))
+# Messages per second the SMS provider and the email provider take from this install, shared by
+# every worker (messaging/pacing.py): the account's rate (Twilio: 1 per long code, more for short
+# codes and messaging services). 0 sends as fast as the provider answers, slowing only when it
+# says 429.
+HOMELINK_SMS_RATE = float(os.environ.get("HOMELINK_SMS_RATE", "0"))
+HOMELINK_EMAIL_RATE = float(os.environ.get("HOMELINK_EMAIL_RATE", "0"))
 # SMS: the local outbox until a real gateway is configured: Twilio
 # (homelink.messaging.gateways.twilio.TwilioGateway) or a generic HTTP provider
 # (homelink.messaging.gateways.http.HttpGateway). See docs/deployment.md, "SMS gateways".

@@ -1,57 +1,92 @@
 """The outbox's workers: claim due deliveries in batches, send them, record what happened.
 
-**Claim.** One short transaction takes up to a batch of due deliveries of one channel, urgent
-first, and marks them ``sending`` with this worker's token and a lease (``SELECT … FOR UPDATE
+**What next.** A worker serves whichever channel has the most urgent due copy (urgent before
+bulk, whatever the channel; equal ones in turn), and while it sends it looks every
+:data:`CHECK_EVERY` seconds whether something more urgent has come due on any channel: if so,
+it puts back what it has not sent yet (no attempt spent) and turns to that. So an urgent copy
+starts within about a second of being queued, however much bulk the workers are draining.
+
+**Fair shares.** Within a channel and priority, copies are claimed in *lane* order
+(:mod:`homelink.messaging.lanes`): a message's copies take consecutive lanes starting where the queue's oldest
+due copy stands, so a message queued while another is being sent is interleaved with it, one
+for one; one school's 10,000-copy send holds another school's 20-copy message for about 20 of
+its own copies. A scheduled message gets its lanes when its time comes.
+
+**Claim.** One short transaction takes up to a batch of due deliveries of one channel in that
+order and marks them ``sending`` with this worker's token and a lease (``SELECT … FOR UPDATE
 SKIP LOCKED`` on PostgreSQL, so workers never wait on each other; on SQLite the transaction takes
 the write lock at BEGIN, so the conditional update cannot race). In the same transaction, copies
 for people who opted out, were held, turned the channel off or texted STOP since the message was
 queued are marked ``skipped``, and copies of a message cancelled since (one a worker held at the
 cancel that came back to the queue) ``cancelled``; their SMS credits are refunded.
 
-**Send.** Email goes through one connection of the configured Django email backend per batch;
-SMS through one gateway object per batch (which keeps its HTTP connection alive). Each delivery is
-sent once per claim.
+**Pace.** Each gateway sends at its configured rate, shared by every worker
+(:mod:`homelink.messaging.pacing`); a 429 holds the whole gateway for its Retry-After and an
+outage backs it off, while the copies waiting go back to the queue without spending attempts.
 
-**Record.** Successes are written in small groups (every :data:`RECORD_EVERY` sends, and at the
-end of the batch); errors at once. For SMS through a provider on the network, sender threads
-(one connection each) send while this thread claims and records (:func:`pipeline_sms`). A transient error puts the delivery back in the queue with
-back-off; a permanent one (or the last attempt) marks it failed with the gateway's reason.
+**Send.** Sender threads send while this thread claims the next copies and records what came
+back (:func:`pipeline`): email over one connection of the configured Django email backend (a
+plain message through Django's SMTP backend is written without the ``email`` package:
+:mod:`homelink.messaging.gateways.smtp`), SMS over ``HOMELINK_SMS_CONNECTIONS`` kept-alive
+connections to the provider. A claim is half a second of what the pipeline has been sending
+(:func:`_claim_size`). The local outbox, which writes the database itself, sends in this thread.
+
+**Record.** Successes are written in groups, each one statement (every :data:`RECORD_EVERY`
+sends, and at the end of a batch); errors at once. A transient error puts the delivery back in
+the queue with back-off; a permanent one (or the last attempt) marks it failed with the
+gateway's reason. A request the provider may have taken without answering (a timeout) is
+retried once and never a second time, so such a provider gets each copy at most twice.
 
 **Crashes.** A worker that dies leaves its claimed rows ``sending`` with a lease; :func:`reap`
 returns them to the queue once the lease has run out, and another worker sends them. So every
 delivery is sent at least once. A worker that is alive but slow starts no send in the last
 :data:`LEASE_MARGIN` of a lease, so a delivery taken over is not sent by both. *The documented
 window:* a delivery the gateway accepted whose success the worker had not yet recorded when it
-died (at most :func:`crash_window` per worker: 20 for email, 84 for SMS over the default four
-connections) is sent again. Gateways that take an idempotency key (the generic HTTP gateway
-sends one per delivery) turn that second send into a no-op, so they see no duplicate at all.
+died (at most :func:`crash_window` per worker: 60 for email, 90 for SMS over the default four
+connections) is sent again; so is a copy whose provider answered too late (once). Gateways that
+take an idempotency key (the generic HTTP gateway sends one per delivery) turn that second send
+into a no-op, so they see no duplicate at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import queue
 import secrets
 import smtplib
+import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formataddr, make_msgid, parseaddr
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Min
 from django.utils import timezone
 
 from homelink.messaging import merge
 from homelink.messaging.gateways import GatewayError, SmsGateway, sms_gateway, sms_gateway_class
+from homelink.messaging.gateways.connection import parse_retry_after
+from homelink.messaging.gateways.smtp import is_plain_smtp, send_plain
 from homelink.messaging.health import gateway_health_record
-from homelink.messaging.models import Channel, Delivery, Message, SmsBlock, idempotency_key
+from homelink.messaging.lanes import head_priority, place
+from homelink.messaging.models import (
+    Channel,
+    Delivery,
+    GatewayPace,
+    Message,
+    SmsBlock,
+    idempotency_key,
+)
+from homelink.messaging.pacing import Pace, rate_for
 from homelink.mis.phones import for_display
 from homelink.register.models import Adult, Member
 from homelink.schools.models import School
@@ -62,19 +97,39 @@ Status = Delivery.Status
 
 #: Successes recorded per write.
 RECORD_EVERY = 20
-#: SMS sender threads hand answers over this many at a time, at most this many chunks waiting.
+#: Connections a worker keeps to the mail server: one, like any mail client; the thread behind
+#: it builds and records the next messages while the server answers.
+EMAIL_CONNECTIONS = 1
+#: The most copies one pipeline claims at once when the provider keeps up (:func:`_claim_size`).
+MAX_CLAIM = 500
+#: Sender threads hand answers over this many at a time, at most this many chunks waiting.
 RESULTS_CHUNK = 10
 RESULT_CHUNKS_QUEUED = 2
+#: How often (seconds) a worker that is sending looks for more urgent work on any channel.
+CHECK_EVERY = 0.5
+#: A batch sent in the recording thread itself (the local outbox) stops after this long and puts
+#: back the rest, which keep their lanes: a slow gateway cannot make a batch hold others long.
+TURN_SECONDS = 2.0
+#: A gateway held for longer than this is left alone (its copies back in the queue) while the
+#: worker serves other channels; a shorter hold is waited out.
+WAIT_AT_MOST = 2.0
 
 
-def crash_window(connections: int = 0) -> int:
-    """The most messages one worker can have sent but not recorded when it is killed, all of
-    which are sent again once its lease runs out: its pending successes; and when it sends
-    SMS over ``connections`` sender threads, per connection a chunk being filled and the send
-    in flight, and the chunks queued for recording."""
-    if not connections:
-        return RECORD_EVERY
-    return RECORD_EVERY + connections * (RESULTS_CHUNK + 1) + RESULT_CHUNKS_QUEUED * RESULTS_CHUNK
+def crash_window(channel: str) -> int:
+    """The most copies of ``channel`` one worker can have sent but not recorded when it is
+    killed, all of which are sent again once its lease runs out: per sender thread a chunk
+    being filled with the send in flight (:data:`RESULTS_CHUNK`), the chunks queued for
+    recording, the chunk the recording thread has in hand, and the successes it has not
+    written yet."""
+    senders = (
+        EMAIL_CONNECTIONS if channel == Channel.EMAIL else max(1, settings.HOMELINK_SMS_CONNECTIONS)
+    )
+    return (
+        RECORD_EVERY
+        + RESULTS_CHUNK
+        + senders * RESULTS_CHUNK
+        + RESULT_CHUNKS_QUEUED * RESULTS_CHUNK
+    )
 
 
 MAX_ATTEMPTS = 6
@@ -87,6 +142,22 @@ def backoff(attempts: int) -> dt.timedelta:
 
 def new_worker_token() -> str:
     return secrets.token_hex(8)
+
+
+def _epoch(when: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(when, tz=dt.UTC)
+
+
+def more_urgent_waiting(priority: int) -> bool:
+    """Whether a copy more urgent than ``priority`` is due on any channel."""
+    if priority <= Delivery.URGENT:
+        return False
+    now = timezone.now()
+    place(now)
+    return any(
+        (head := head_priority(channel, now)) is not None and head < priority
+        for channel in Channel.values
+    )
 
 
 # --- claim --------------------------------------------------------------------------------------
@@ -107,6 +178,7 @@ CLAIMED = (
     "parts",
     "priority",
     "attempts",
+    "unanswered",
 )
 
 
@@ -128,9 +200,12 @@ class Claimed:
     parts: int
     priority: int
     attempts: int
+    unanswered: int
     message: Message = field(init=False)
     #: ``time.monotonic()`` after which this worker no longer sends it (see :func:`in_lease`).
     send_by: float = field(init=False, default=0.0)
+    #: ``time.time()`` before which it is not sent: its slot in the gateway's pace.
+    not_before: float = field(init=False, default=0.0)
 
     @property
     def pk(self) -> int:
@@ -149,31 +224,38 @@ def _claim_sql() -> str:
     lock = (
         " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     )
+    # Chosen once, in a materialised CTE: as ``WHERE id IN (subquery)`` PostgreSQL may plan a
+    # nested loop that runs the subquery again for every row, each run locking and returning
+    # more rows, so a claim of 100 took 300 (seen with statistics from a smaller table).
+    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
     columns = ", ".join(quote(c) for c in CLAIMED)
     return (
-        f"UPDATE {table} SET status = 'sending', claimed_by = %s, lease_until = %s, "  # noqa: S608
+        f"WITH picked AS {materialized}(SELECT id FROM {table} "  # noqa: S608
+        "WHERE status = 'queued' AND channel = %s AND lane IS NOT NULL "
+        f"AND next_attempt_at <= %s ORDER BY priority, lane, id LIMIT %s{lock}) "
+        f"UPDATE {table} SET status = 'sending', claimed_by = %s, lease_until = %s, "
         "attempts = attempts + 1 "
-        f"WHERE id IN (SELECT id FROM {table} WHERE status = 'queued' AND channel = %s "
-        "AND next_attempt_at <= %s ORDER BY priority, next_attempt_at, id "
-        f"LIMIT %s{lock}) RETURNING {columns}"
+        f"WHERE id IN (SELECT id FROM picked) RETURNING {columns}"
     )
 
 
 def claim(channel: str, worker: str, *, limit: int | None = None) -> list[Claimed]:
-    """Take up to ``limit`` due deliveries of ``channel`` for ``worker``; see the module doc.
+    """Take up to ``limit`` due deliveries of ``channel`` for ``worker``, most urgent first
+    and in lane order; see the module doc.
 
     One ``UPDATE … RETURNING`` statement: the claim is the costliest step per message after
     the gateway itself, and the ORM would need three statements and a model per row twice."""
     send_by = time.monotonic() + settings.HOMELINK_DELIVERY_LEASE_SECONDS * (1 - LEASE_MARGIN)
     now = timezone.now()
+    place(now)
     lease_until = now + dt.timedelta(seconds=settings.HOMELINK_DELIVERY_LEASE_SECONDS)
     adapt = connection.ops.adapt_datetimefield_value
     params = (
-        worker,
-        adapt(lease_until),
         channel,
         adapt(now),
         limit or settings.HOMELINK_DELIVERY_BATCH,
+        worker,
+        adapt(lease_until),
     )
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -210,27 +292,50 @@ def in_lease(delivery: Claimed) -> bool:
 CANCELLED_REASON = "cancelled by staff"
 
 
+def _rows(sql: str, values: set[Any], *, before: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Run ``sql`` with ``values`` as the list its ``{}`` stands for (nothing when empty). A
+    claim asks this of hundreds of ids; the ORM spends longer preparing them than the
+    database answering."""
+    if not values:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(", ".join(["%s"] * len(values))), [*(before or []), *values])
+        return list(cursor.fetchall())
+
+
 def _drop_unwanted(claimed: list[Claimed], now: dt.datetime) -> list[Claimed]:
     """Skip copies nobody may receive any more, or whose message was cancelled (inside the
     claim's transaction)."""
     adult_ids = {a for d in claimed for a in d.adult_ids}
     member_ids = {d.member_id for d in claimed if d.member_id and not d.adult_ids}
+    quote = connection.ops.quote_name
     adults = {
-        pk: (opted_out or held, email_off, sms_off)
-        for pk, opted_out, held, email_off, sms_off in Adult.objects.filter(
-            pk__in=adult_ids
-        ).values_list("pk", "opted_out", "held", "email_off", "sms_off")
+        pk: (bool(opted_out or held), bool(email_off), bool(sms_off))
+        for pk, opted_out, held, email_off, sms_off in _rows(
+            f"SELECT id, opted_out, held, email_off, sms_off FROM {quote(Adult._meta.db_table)} "  # noqa: S608 - names from the models
+            "WHERE id IN ({})",
+            adult_ids,
+        )
     }
-    members_out = set(
-        Member.objects.filter(pk__in=member_ids, opted_out=True).values_list("pk", flat=True)
-    )
+    members_out = {
+        pk
+        for (pk,) in _rows(
+            f"SELECT id FROM {quote(Member._meta.db_table)} WHERE opted_out AND id IN ({{}})",  # noqa: S608
+            member_ids,
+        )
+    }
     numbers = {d.to for d in claimed if d.channel == Channel.SMS}
+    schools = {d.school_id for d in claimed}
     # By school and number: the order of the unique index that serves the lookup.
-    blocked = set(
-        SmsBlock.objects.filter(
-            school_id__in={d.school_id for d in claimed}, number__in=numbers
-        ).values_list("school_id", "number")
-    )
+    blocked = {
+        (school_id, number)
+        for school_id, number in _rows(
+            f"SELECT school_id, number FROM {quote(SmsBlock._meta.db_table)} "  # noqa: S608
+            f"WHERE school_id IN ({', '.join(['%s'] * len(schools))}) AND number IN ({{}})",
+            numbers,
+            before=list(schools),
+        )
+    }
 
     def unwanted(d: Claimed) -> str:
         if d.message.status == Message.Status.CANCELLED:
@@ -306,6 +411,26 @@ def reap() -> int:
 # --- record -------------------------------------------------------------------------------------
 
 
+def release(deliveries: list[Claimed], worker: str, *, until: dt.datetime | None = None) -> int:
+    """Put claimed copies back in the queue unsent, without spending an attempt (the gateway
+    was held, something more urgent came, the batch's turn was up). They keep their lanes, so
+    they go first when they are next claimed."""
+    if not deliveries:
+        return 0
+    return Delivery.objects.filter(
+        pk__in=[d.pk for d in deliveries], status=Status.SENDING, claimed_by=worker
+    ).update(
+        status=Status.QUEUED,
+        claimed_by="",
+        lease_until=None,
+        attempts=F("attempts") - 1,
+        next_attempt_at=until or timezone.now(),
+    )
+
+
+NO_ANSWER_TWICE = "no answer from the provider twice: it may have been sent, so not tried again"
+
+
 class Recorder:
     """Writes a worker's results: successes in groups, errors at once."""
 
@@ -324,61 +449,136 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
-        """Record the pending successes in one transaction of two prepared statements (the
-        ORM's per-row CASE costs more than the sending it records)."""
+        """Record the pending successes in one statement (a statement per copy cost a quarter
+        of a worker's time). A receipt may have arrived first and moved a row on: then only
+        the time it went is filled in, and the gateway's id unless the receipt brought it."""
         if not self.pending:
             return
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        table = connection.ops.quote_name(Delivery._meta.db_table)
-        mine = [(self.gateway, gid, now, now, pk, self.worker) for pk, gid in self.pending]
-        # A receipt may have arrived first and moved the row on: the time it went is filled in
-        # then, and the id unless the receipt brought it.
-        theirs = [(self.gateway, gid, now, pk) for pk, gid in self.pending]
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {table} SET status = 'sent', gateway = %s, gateway_id = %s, "  # noqa: S608
-                "sent_at = %s, status_at = %s, lease_until = NULL "
-                "WHERE id = %s AND status = 'sending' AND claimed_by = %s",
-                mine,
-            )
-            cursor.executemany(
-                f"UPDATE {table} SET gateway = %s, "  # noqa: S608
-                "gateway_id = CASE WHEN gateway_id = '' THEN %s ELSE gateway_id END, "
-                "sent_at = %s "
-                "WHERE id = %s AND sent_at IS NULL AND status NOT IN ('queued', 'sending')",
-                theirs,
+        adapt = connection.ops.adapt_datetimefield_value
+        now = adapt(timezone.now())
+        t = connection.ops.quote_name(Delivery._meta.db_table)
+        rows = ", ".join(["(CAST(%s AS BIGINT), CAST(%s AS TEXT))"] * len(self.pending))
+        params: list[Any] = [self.gateway, now, now]
+        for pk, gateway_id in self.pending:
+            params += [pk, gateway_id]
+        params.append(self.worker)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {t} SET "  # noqa: S608 - names from the model, values as parameters
+                f"status = CASE WHEN {t}.status = 'sending' THEN 'sent' ELSE {t}.status END, "
+                "gateway = %s, "
+                f"gateway_id = CASE WHEN {t}.status = 'sending' OR {t}.gateway_id = '' "
+                f"THEN v.column2 ELSE {t}.gateway_id END, "
+                "sent_at = %s, "
+                f"status_at = CASE WHEN {t}.status = 'sending' THEN %s ELSE {t}.status_at END, "
+                "lease_until = NULL "
+                f"FROM (VALUES {rows}) AS v WHERE {t}.id = v.column1 AND ("
+                f"({t}.status = 'sending' AND {t}.claimed_by = %s) OR "
+                f"({t}.sent_at IS NULL AND {t}.status NOT IN ('queued', 'sending')))",
+                params,
             )
         self.pending = []
 
     def error(self, delivery: Claimed, error: GatewayError) -> None:
         self.flush()
-        self.transient += error.retry
         now = timezone.now()
+        if error.hold is not None:
+            # Refused for the pace, not tried: back in the queue for when the hold ends.
+            release([delivery], self.worker, until=now + dt.timedelta(seconds=error.hold))
+            return
+        self.transient += error.retry
         mine = Delivery.objects.filter(
             pk=delivery.pk, status=Status.SENDING, claimed_by=self.worker
         )
         reason = error.reason[:255]
-        if error.retry and delivery.attempts < MAX_ATTEMPTS:
+        retry = error.retry and delivery.attempts < MAX_ATTEMPTS
+        if error.unanswered and delivery.unanswered:
+            retry, reason = False, NO_ANSWER_TWICE
+        if retry:
             mine.update(
                 status=Status.QUEUED,
                 claimed_by="",
                 lease_until=None,
                 reason=reason,
+                unanswered=F("unanswered") + int(error.unanswered),
                 next_attempt_at=now + backoff(delivery.attempts),
             )
         else:
-            if error.retry:
+            if error.retry and reason != NO_ANSWER_TWICE:
                 reason = f"gave up after {delivery.attempts} attempts: {error.reason}"[:255]
             mine.update(
                 status=Status.FAILED,
                 gateway=self.gateway,
                 reason=reason,
+                unanswered=F("unanswered") + int(error.unanswered),
                 status_at=now,
                 lease_until=None,
             )
 
 
 # --- send ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Served:
+    """What a turn at one channel came to: copies claimed, and until when (epoch seconds) its
+    gateway is held, if the turn ended because of a hold."""
+
+    claimed: int = 0
+    held_until: float = 0.0
+
+
+class Turn:
+    """A worker's turn at sending one channel: its gateway's pace, a hold its senders share,
+    and when to look for more urgent work."""
+
+    def __init__(self, pace: Pace, worker: str) -> None:
+        self.pace = pace
+        self.worker = worker
+        self.priority = Delivery.BULK
+        self.started = time.monotonic()
+        self._next_check = self.started + CHECK_EVERY
+        self._lock = threading.Lock()
+        self._held_until = 0.0
+        self._struck_until = 0.0
+
+    # The hold, as the threads of this worker see it (the pace row tells the other workers).
+
+    def hold_until(self, until: float) -> None:
+        with self._lock:
+            self._held_until = max(self._held_until, until)
+
+    @property
+    def held_until(self) -> float:
+        with self._lock:
+            return self._held_until
+
+    def held_for(self) -> float:
+        return self.held_until - time.time()
+
+    def answer(self, error: GatewayError | None) -> None:
+        """Act on a send's outcome for the whole gateway: a 429 holds it, an outage backs it
+        off (both for every worker, through the pace), anything else concerns one copy."""
+        if error is None or not error.gateway_wide:
+            return
+        if error.hold is not None:
+            self.hold_until(self.pace.hold(error.hold))
+        elif time.time() >= self._struck_until:
+            # One outage is one strike, however many connections were caught in it (their
+            # answers arrive during the back-off it started).
+            self._struck_until = self.pace.strike()
+            self.hold_until(self._struck_until)
+
+    def should_yield(self, *, turn_limit: float | None = None) -> bool:
+        """Whether to stop and put back what is not sent: every :data:`CHECK_EVERY` seconds,
+        more urgent work due on any channel, or this turn over its time."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + CHECK_EVERY
+        if turn_limit is not None and now - self.started > turn_limit:
+            return True
+        return more_urgent_waiting(self.priority)
 
 
 def render_for(text: str, delivery: Claimed | Delivery) -> str:
@@ -399,11 +599,16 @@ def email_footer(school: School) -> str:
     return "\n".join(lines)
 
 
+@functools.lru_cache(maxsize=8)
+def _site_address(from_email: str) -> str:
+    return parseaddr(from_email)[1]
+
+
 def email_for(delivery: Claimed) -> EmailMessage:
     message = delivery.message
     domain = settings.HOMELINK_EMAIL_DOMAIN
     # The school's name in front of the site's address: parents see who wrote.
-    from_email = formataddr((message.school.name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]))
+    from_email = formataddr((message.school.name, _site_address(settings.DEFAULT_FROM_EMAIL)))
     return EmailMessage(
         subject=render_for(message.subject, delivery),
         body=render_for(message.email_body, delivery) + email_footer(message.school),
@@ -428,15 +633,71 @@ def _email_error(error: Exception) -> GatewayError:
         retry = all(400 <= code < 500 for code in codes)
         return GatewayError(f"recipient refused ({', '.join(map(str, codes))})", retry=retry)
     if isinstance(error, smtplib.SMTPResponseException):
+        # 421: the server is closing the connection on everyone (overloaded, restarting).
         return GatewayError(
-            f"mail server said {error.smtp_code}", retry=400 <= error.smtp_code < 500
+            f"mail server said {error.smtp_code}",
+            retry=400 <= error.smtp_code < 500,
+            gateway_wide=error.smtp_code == 421,
+        )
+    if isinstance(error, TimeoutError | socket.timeout):
+        # The message may be in the server's hands: retried once, never twice.
+        return GatewayError(
+            f"mail server did not answer ({type(error).__name__}); it may have been sent",
+            retry=True,
+            unanswered=True,
         )
     if _connection_lost(error):
-        return GatewayError(f"mail server unreachable ({type(error).__name__})", retry=True)
+        return GatewayError(
+            f"mail server unreachable ({type(error).__name__})", retry=True, gateway_wide=True
+        )
     # Anymail's errors, and anything else a backend raises: most are the ESP being unwell.
     status = getattr(error, "status_code", None)
-    retry = status is None or status >= 500 or status == 429
-    return GatewayError(f"{type(error).__name__}: {str(error)[:120]}", retry=retry)
+    if status is None and not isinstance(error, smtplib.SMTPException | OSError):
+        # Not the network's doing: a bug to see in the logs, not only on the dashboard.
+        logger.exception("email backend raised %s", type(error).__name__)
+    reason = f"{type(error).__name__}: {str(error)[:120]}"
+    if status == 429:
+        headers = getattr(getattr(error, "response", None), "headers", None) or {}
+        hold = parse_retry_after(headers.get("Retry-After"))
+        return GatewayError(reason, retry=True, hold=1.0 if hold is None else hold)
+    retry = status is None or status >= 500
+    return GatewayError(reason, retry=retry, gateway_wide=retry)
+
+
+class EmailSender:
+    """Sends a batch's emails over one connection of the configured backend, opened at the
+    first send and again after one is lost."""
+
+    def __init__(self) -> None:
+        self._mail: Any = None
+
+    def send(self, delivery: Claimed) -> tuple[str, GatewayError | None]:
+        if self._mail is None:
+            mail = get_connection(fail_silently=False)
+            try:
+                mail.open()
+            except Exception as error:
+                # Nothing was sent: the server is unreachable, silent, or refuses our login,
+                # which is the same for every copy, never this one's fault.
+                reason = _email_error(error).reason
+                if not reason.startswith("mail server unreachable"):
+                    reason = f"mail server unreachable ({reason})"
+                return "", GatewayError(reason, retry=True, gateway_wide=True)
+            self._mail = mail
+        email = email_for(delivery)
+        try:
+            if not (is_plain_smtp(self._mail) and send_plain(self._mail, email)):
+                self._mail.send_messages([email])
+        except Exception as error:
+            if _connection_lost(error):
+                self.close()
+            return "", _email_error(error)
+        return _email_id(email), None
+
+    def close(self) -> None:
+        mail, self._mail = self._mail, None
+        if mail is not None:
+            _close_quietly(mail)
 
 
 def _email_id(email: EmailMessage) -> str:
@@ -445,46 +706,6 @@ def _email_id(email: EmailMessage) -> str:
     if isinstance(esp_id, str) and esp_id:
         return esp_id
     return str(email.extra_headers.get("Message-ID", ""))
-
-
-def send_emails(deliveries: list[Claimed], recorder: Recorder) -> str:
-    """Send over one connection; returns the last error's text ("" when all went)."""
-    last_error = ""
-    mail = get_connection(fail_silently=False)
-    try:
-        mail.open()
-    except Exception as error:
-        gateway_error = _email_error(error)
-        for delivery in deliveries:
-            recorder.error(delivery, gateway_error)
-        return gateway_error.reason
-    try:
-        for delivery in deliveries:
-            if not in_lease(delivery):
-                continue
-            email = email_for(delivery)
-            try:
-                mail.send_messages([email])
-            except Exception as error:
-                gateway_error = _email_error(error)
-                last_error = gateway_error.reason
-                recorder.error(delivery, gateway_error)
-                if _connection_lost(error):
-                    # The connection is gone: open a new one for the rest of the batch.
-                    _close_quietly(mail)
-                    mail = get_connection(fail_silently=False)
-                continue
-            recorder.sent_ok(delivery, _email_id(email))
-    finally:
-        recorder.flush()
-        _close_quietly(mail)
-    return last_error
-
-
-def _close_quietly(mail: object) -> None:
-    # The batch is recorded already: a failed QUIT changes nothing.
-    with contextlib.suppress(Exception):
-        mail.close()  # type: ignore[attr-defined]
 
 
 def send_one_sms(gateway: SmsGateway, delivery: Claimed) -> tuple[str, GatewayError | None]:
@@ -505,44 +726,113 @@ def send_one_sms(gateway: SmsGateway, delivery: Claimed) -> tuple[str, GatewayEr
     return gateway_id, None
 
 
-def send_sms(deliveries: list[Claimed], recorder: Recorder, gateway: SmsGateway) -> str:
-    """Send in this thread (a gateway that writes the database itself: the local outbox)."""
+def _close_quietly(mail: object) -> None:
+    # The batch is recorded already: a failed QUIT changes nothing.
+    with contextlib.suppress(Exception):
+        mail.close()  # type: ignore[attr-defined]
+
+
+SendOne = Callable[[Claimed], tuple[str, GatewayError | None]]
+
+
+def send_in_turn(deliveries: list[Claimed], recorder: Recorder, send: SendOne, turn: Turn) -> str:
+    """Send a batch one by one in this thread, each at its slot in the gateway's pace; stop and
+    put the rest back when the gateway is held for long, something more urgent is due, or the
+    batch has had its turn. Returns the last error's text ("" when all went)."""
     last_error = ""
+    slots = turn.pace.reserve(len(deliveries))
     try:
-        for delivery in deliveries:
+        for index, delivery in enumerate(deliveries):
+            rest = deliveries[index:]
+            if turn.should_yield(turn_limit=TURN_SECONDS):
+                release(rest, recorder.worker)
+                break
+            if turn.held_for() > 0:
+                # Sending into a hold would spend the copies' attempts for nothing.
+                release(rest, recorder.worker, until=_epoch(turn.held_until))
+                break
+            wait = slots.at(index) - time.time()
+            if wait > 0:
+                recorder.flush()
+                time.sleep(wait)
             if not in_lease(delivery):
                 continue
-            gateway_id, error = send_one_sms(gateway, delivery)
-            if error is not None:
-                last_error = error.reason
-                recorder.error(delivery, error)
-            else:
+            gateway_id, error = send(delivery)
+            if error is None:
                 recorder.sent_ok(delivery, gateway_id)
+                continue
+            last_error = error.reason
+            turn.answer(error)
+            recorder.error(delivery, error)
     finally:
         recorder.flush()
-        gateway.close()
     return last_error
+
+
+def send_emails(deliveries: list[Claimed], recorder: Recorder, turn: Turn | None = None) -> str:
+    """Send over one connection; returns the last error's text ("" when all went)."""
+    sender = EmailSender()
+    try:
+        return send_in_turn(deliveries, recorder, sender.send, turn or _turn(Channel.EMAIL))
+    finally:
+        sender.close()
+
+
+def send_sms(
+    deliveries: list[Claimed], recorder: Recorder, gateway: SmsGateway, turn: Turn | None = None
+) -> str:
+    """Send in this thread (a gateway that writes the database itself: the local outbox)."""
+    try:
+        return send_in_turn(
+            deliveries,
+            recorder,
+            lambda delivery: send_one_sms(gateway, delivery),
+            turn or _turn(Channel.SMS, gateway.name),
+        )
+    finally:
+        gateway.close()
+
+
+def _gateway_name(channel: str) -> str:
+    return "email" if channel == Channel.EMAIL else sms_gateway_class().name
+
+
+def _turn(channel: str, gateway: str | None = None, worker: str = "") -> Turn:
+    return Turn(Pace(gateway or _gateway_name(channel), rate_for(channel)), worker)
 
 
 def deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> int:
     """Claim, send and record one batch in this thread; returns how many were claimed."""
-    deliveries = claim(channel, worker, limit=limit)
+    return _deliver_batch(channel, worker, limit=limit).claimed
+
+
+def _deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> Served:
+    turn = _turn(channel, worker=worker)
+    held = turn.pace.held_until()
+    if held - time.time() > WAIT_AT_MOST:
+        return Served(0, held)
+    size = limit or turn.pace.batch_size(settings.HOMELINK_DELIVERY_BATCH)
+    deliveries = claim(channel, worker, limit=size)
     if not deliveries:
-        return 0
+        return Served()
+    turn.priority = deliveries[0].priority
+    turn.hold_until(held)
     if channel == Channel.EMAIL:
         recorder = Recorder(worker, "email")
-        last_error = send_emails(deliveries, recorder)
+        last_error = send_emails(deliveries, recorder, turn)
     else:
         gateway = sms_gateway()
         recorder = Recorder(worker, gateway.name)
-        last_error = send_sms(deliveries, recorder, gateway)
-    _health(recorder, last_error)
-    return len(deliveries)
+        last_error = send_sms(deliveries, recorder, gateway, turn)
+    _health(recorder, last_error, turn)
+    held = turn.held_until
+    return Served(len(deliveries), held if held > time.time() else 0.0)
 
 
-def _health(recorder: Recorder, last_error: str) -> None:
+def _health(recorder: Recorder, last_error: str, turn: Turn) -> None:
     if recorder.sent:
         gateway_health_record(recorder.gateway, ok=True)
+        turn.pace.recovered()
     # A copy refused for good (a mailbox that does not exist, a landline) is that recipient's
     # problem, recorded on the copy: the gateway is failing when errors may pass, or when it
     # took nothing at all.
@@ -550,145 +840,297 @@ def _health(recorder: Recorder, last_error: str) -> None:
         gateway_health_record(recorder.gateway, ok=False, error=last_error)
 
 
-# --- SMS over the network: sending overlapped with the database ------------------------------
+# --- sending overlapped with the database -----------------------------------------------------
 
 
 _DONE = object()
 #: A sender's answer for a delivery it did not send because its lease had run out.
 LEASE_LOST = GatewayError("the lease ran out before it was sent", retry=True)
+#: A sender's answer for a delivery it did not send because the gateway is held.
+HELD = GatewayError("the gateway is held", retry=True)
 
 
-def _sms_sender(
-    gateway: SmsGateway, work: queue.SimpleQueue[Claimed | None], results: queue.Queue[Any]
+class Sender(Protocol):
+    """One connection to a gateway, used by one sender thread."""
+
+    def send(self, delivery: Claimed) -> tuple[str, GatewayError | None]: ...
+
+    def close(self) -> None: ...
+
+
+class SmsSender:
+    def __init__(self, gateway: SmsGateway) -> None:
+        self.gateway = gateway
+
+    def send(self, delivery: Claimed) -> tuple[str, GatewayError | None]:
+        return send_one_sms(self.gateway, delivery)
+
+    def close(self) -> None:
+        self.gateway.close()
+
+
+def _sender(
+    sender: Sender,
+    work: queue.SimpleQueue[Claimed | None],
+    results: queue.Queue[Any],
+    turn: Turn,
 ) -> None:
-    """A sender thread: one gateway (one kept-alive connection), no database. Answers go back
-    in chunks: waking the recording thread for every message costs a thread switch each."""
+    """A sender thread: one connection, no database. Answers go back in chunks (waking the
+    recording thread for every message costs a thread switch each), and before any wait, so
+    nothing sent waits unrecorded for a slot."""
     chunk: list[tuple[Claimed, str, GatewayError | None]] = []
+
+    def hand_over() -> None:
+        nonlocal chunk
+        if chunk:
+            results.put(chunk)
+            chunk = []
+
     try:
         while True:
             try:
                 delivery = work.get_nowait()
             except queue.Empty:
-                # Nothing more to send for now: hand over what is done before waiting.
-                if chunk:
-                    results.put(chunk)
-                    chunk = []
+                hand_over()
                 delivery = work.get()
             if delivery is None:
                 break
             if not in_lease(delivery):
                 chunk.append((delivery, "", LEASE_LOST))
                 continue
-            chunk.append((delivery, *send_one_sms(gateway, delivery)))
+            wait = delivery.not_before - time.time()
+            if wait > 0:
+                hand_over()
+                time.sleep(wait)
+            if turn.held_for() > 0:
+                chunk.append((delivery, "", HELD))
+                continue
+            gateway_id, error = sender.send(delivery)
+            if error is not None and error.gateway_wide:
+                # The other senders stop at once; the recording thread tells every worker.
+                turn.hold_until(time.time() + (error.hold or 1.0))
+            chunk.append((delivery, gateway_id, error))
             if len(chunk) >= RESULTS_CHUNK:
-                results.put(chunk)
-                chunk = []
+                hand_over()
     finally:
-        if chunk:
-            results.put(chunk)
-        gateway.close()
+        hand_over()
+        sender.close()
         results.put(_DONE)
 
 
 def pipeline_sms(worker: str, *, deadline: float) -> int:
-    """Drain SMS through a gateway that only talks to the network (Twilio, generic HTTP).
+    """Drain SMS through a gateway that only talks to the network (Twilio, generic HTTP);
+    returns how many deliveries were claimed. See :func:`pipeline`."""
+    return pipeline(Channel.SMS, worker, deadline=deadline).claimed
 
-    Sender threads, each with its own gateway and connection, send; this thread claims the next
-    batch while the current one is still going out and records results as they come back, so
-    the database's share of the work happens while the senders wait for the provider. Returns
-    how many deliveries were claimed. The window of sent-but-unrecorded messages a crash can
-    leave is :func:`crash_window`.
-    """
-    first = claim(Channel.SMS, worker)
-    if not first:
-        return 0
+
+def _senders(channel: str) -> tuple[str, list[Sender]]:
+    if channel == Channel.EMAIL:
+        return "email", [EmailSender() for _ in range(EMAIL_CONNECTIONS)]
     gateways = [sms_gateway() for _ in range(max(1, settings.HOMELINK_SMS_CONNECTIONS))]
-    recorder = Recorder(worker, gateways[0].name)
+    return gateways[0].name, [SmsSender(g) for g in gateways]
+
+
+def pipeline(channel: str, worker: str, *, deadline: float) -> Served:
+    """Sender threads, each with its own connection, send; this thread claims the next batch
+    while the current one is still going out and records results as they come back, so the
+    database's share of the work happens while the senders wait for the provider. It stops
+    claiming when something more urgent is due elsewhere, the gateway is held for long, or
+    ``deadline`` passes; copies claimed but not yet sent then go back to the queue. The
+    window of sent-but-unrecorded messages a crash can leave is :func:`crash_window`."""
+    turn = _turn(channel, worker=worker)
+    held = turn.pace.held_until()
+    if held - time.time() > WAIT_AT_MOST:
+        return Served(0, held)
+    turn.hold_until(held)
+    size = turn.pace.batch_size(settings.HOMELINK_DELIVERY_BATCH)
+    first = claim(channel, worker, limit=size)
+    if not first:
+        return Served()
+    turn.priority = first[0].priority
+    gateway_name, senders = _senders(channel)
+    recorder = Recorder(worker, gateway_name)
     work: queue.SimpleQueue[Claimed | None] = queue.SimpleQueue()
     # Bounded, so senders cannot run far ahead of what is recorded (the crash window).
     results: queue.Queue[Any] = queue.Queue(maxsize=RESULT_CHUNKS_QUEUED)
     threads = [
-        threading.Thread(target=_sms_sender, args=(g, work, results), daemon=True) for g in gateways
+        threading.Thread(target=_sender, args=(sender, work, results, turn), daemon=True)
+        for sender in senders
     ]
-    for delivery in first:
-        work.put(delivery)
+
+    def hand_out(batch: list[Claimed]) -> None:
+        slots = turn.pace.reserve(len(batch))
+        for index, delivery in enumerate(batch):
+            delivery.not_before = slots.at(index)
+            work.put(delivery)
+
+    def take_back() -> int:
+        """Copies no sender has started on, back to the queue."""
+        unsent: list[Claimed] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = work.get_nowait()
+                if item is not None:
+                    unsent.append(item)
+        held = turn.held_until
+        release(unsent, worker, until=_epoch(held) if held > time.time() else None)
+        return len(unsent)
+
+    hand_out(first)
     for thread in threads:
         thread.start()
-    claimed, outstanding, more = len(first), len(first), True
-    low_water = max(1, len(first) // 2)
+    claimed, outstanding, claiming = len(first), len(first), True
+    low_water = max(1, size // 2)
     last_error = ""
     senders_done = 0
+
+    def stop_claiming(*, early: bool) -> None:
+        """No more claims: the senders stop once the queue is empty, or, ``early``, at once
+        (what they have not started goes back to the queue)."""
+        nonlocal claiming, outstanding
+        claiming = False
+        if early:
+            outstanding -= take_back()
+        for _ in threads:
+            work.put(None)
+
     try:
         while senders_done < len(threads):
-            if more and outstanding <= low_water:
-                batch = claim(Channel.SMS, worker) if time.monotonic() < deadline else []
-                for delivery in batch:
-                    work.put(delivery)
-                claimed += len(batch)
-                outstanding += len(batch)
-                more = bool(batch)
-                if not more:
-                    # Nothing more to claim: the senders stop once the queue is empty.
-                    for _ in threads:
-                        work.put(None)
-            if not outstanding and more:
+            if claiming and (
+                time.monotonic() >= deadline
+                or turn.held_for() > WAIT_AT_MOST
+                or turn.should_yield()
+            ):
+                stop_claiming(early=True)
+            if claiming and outstanding <= low_water and turn.held_for() <= 0:
+                size = _claim_size(size, turn, recorder.sent)
+                low_water = max(1, size // 2)
+                batch = claim(channel, worker, limit=size)
+                if batch:
+                    hand_out(batch)
+                    claimed += len(batch)
+                    outstanding += len(batch)
+                else:
+                    stop_claiming(early=False)
+            try:
+                chunk = results.get(timeout=CHECK_EVERY)
+            except queue.Empty:
                 continue
-            chunk = results.get()
             if chunk is _DONE:
                 # A sender stops after the last delivery (or, with a bug, early: what it held
                 # stays claimed until its lease runs out and another worker sends it).
                 senders_done += 1
                 continue
+            held_back: list[Claimed] = []
             for delivery, gateway_id, error in chunk:
                 outstanding -= 1
                 if error is LEASE_LOST:
                     continue  # not sent: the reaper returns it once the lease runs out
-                if error is None:
+                if error is HELD:
+                    held_back.append(delivery)
+                elif error is None:
                     recorder.sent_ok(delivery, gateway_id)
                 else:
                     last_error = error.reason
+                    turn.answer(error)
                     recorder.error(delivery, error)
+            if held_back:
+                release(held_back, worker, until=_epoch(turn.held_until))
     finally:
         recorder.flush()
-        if more:  # left early by an exception: stop the senders without waiting on them
+        if claiming:  # left early by an exception: stop the senders without waiting on them
             for _ in threads:
                 work.put(None)
         for thread in threads:
             thread.join(timeout=1)
-    _health(recorder, last_error)
-    return claimed
+    _health(recorder, last_error, turn)
+    held = turn.held_until
+    return Served(claimed, held if held > time.time() else 0.0)
+
+
+def _claim_size(size: int, turn: Turn, sent: int) -> int:
+    """The next claim's size: half a second of what this pipeline has been sending, at most
+    :data:`MAX_CLAIM`. A claim costs a fixed few milliseconds, so a fast provider is served
+    in bigger claims, while a slow one has little in hand (a message queued meanwhile waits
+    behind no more than half a second of it). Paced, the pace's own size (a quarter of a
+    second at its rate)."""
+    if turn.pace.paced:
+        return size
+    elapsed = time.monotonic() - turn.started
+    if elapsed < CHECK_EVERY or not sent:
+        return size
+    return max(1, min(int(sent / elapsed * 0.5), MAX_CLAIM))
 
 
 # --- drain --------------------------------------------------------------------------------------
 
 
-def drain(channel: str, *, seconds: float = 60.0, worker: str | None = None) -> int:
-    """Send batches of ``channel`` until none is due or ``seconds`` have passed; returns how
-    many deliveries this worker claimed. Stopping after a while lets a worker's other tasks (an
-    import preview) have a turn."""
+def drain(channel: str | None = None, *, seconds: float = 60.0, worker: str | None = None) -> int:
+    """Send until nothing is due or ``seconds`` have passed, most urgent first across
+    ``channel`` (by default every channel); returns how many deliveries this worker claimed.
+    Stopping after a while lets a worker's other tasks (an import preview) have a turn."""
     worker = worker or new_worker_token()
     reap()
     deadline = time.monotonic() + seconds
-    if channel == Channel.SMS and sms_gateway_class().network_only:
-        return pipeline_sms(worker, deadline=deadline)
-    claimed = 0
+    channels = [channel] if channel else list(Channel.values)
+    held: dict[str, float] = {}
+    claimed, turns = 0, 0
     while time.monotonic() < deadline:
-        taken = deliver_batch(channel, worker)
-        if not taken:
-            break
-        claimed += taken
+        now = timezone.now()
+        place(now)
+        waiting = [
+            (head, c)
+            for c in channels
+            if held.get(c, 0.0) <= time.time() and (head := head_priority(c, now)) is not None
+        ]
+        if not waiting:
+            # Only held channels left: wait out a short hold rather than end the turn.
+            soon = min((until for until in held.values() if until > time.time()), default=0.0)
+            if not soon or soon - time.time() > WAIT_AT_MOST:
+                break
+            time.sleep(max(0.0, soon - time.time()))
+            continue
+        best = min(head for head, _ in waiting)
+        tied = [c for head, c in waiting if head == best]
+        chosen = tied[turns % len(tied)]  # equal urgency: the channels take turns
+        turns += 1
+        if chosen == Channel.EMAIL or sms_gateway_class().network_only:
+            served = pipeline(chosen, worker, deadline=deadline)
+        else:
+            served = _deliver_batch(chosen, worker)
+        claimed += served.claimed
+        if served.held_until:
+            held[chosen] = served.held_until
+        elif not served.claimed:
+            # Due a moment ago, claimed by another worker since: look again shortly.
+            held[chosen] = time.time() + CHECK_EVERY
     return claimed
 
 
-def next_work_at(channel: str) -> dt.datetime | None:
-    """When there will next be something to do for ``channel``: now for due work, a future
-    attempt or schedule, or the end of a live lease (to reap it if its worker died)."""
-    pending = Delivery.objects.filter(channel=channel).filter(
-        Q(status=Status.QUEUED) | Q(status=Status.SENDING)
-    )
-    found = pending.aggregate(
-        queued=Min("next_attempt_at", filter=Q(status=Status.QUEUED)),
-        leased=Min("lease_until", filter=Q(status=Status.SENDING)),
-    )
-    times = [t for t in (found["queued"], found["leased"]) if t is not None]
+def next_work_at(channel: str | None = None) -> dt.datetime | None:
+    """When there will next be something to do (for ``channel``, by default any): now for due
+    work, or when its gateway's hold ends; a future attempt or schedule; or the end of a live
+    lease (to reap it if its worker died)."""
+    times: list[dt.datetime] = []
+    now = timezone.now()
+    holds = dict(GatewayPace.objects.values_list("gateway", "hold_until"))
+    for c in [channel] if channel else list(Channel.values):
+        first = (
+            Delivery.objects.filter(status=Status.QUEUED, channel=c)
+            .order_by("next_attempt_at")
+            .values_list("next_attempt_at", flat=True)
+            .first()
+        )
+        if first is None:
+            continue
+        if first <= now:
+            hold = holds.get(_gateway_name(c), 0.0)
+            first = max(first, _epoch(hold)) if hold else first
+        times.append(first)
+    leased = Delivery.objects.filter(status=Status.SENDING)
+    if channel:
+        leased = leased.filter(channel=channel)
+    lease_end = leased.aggregate(end=Min("lease_until"))["end"]
+    if lease_end is not None:
+        times.append(lease_end)
     return min(times) if times else None

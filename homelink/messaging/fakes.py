@@ -9,13 +9,18 @@ One threaded HTTP/1.1 server (kept-alive connections, Nagle off) speaks two prot
   201 with a Message resource (:meth:`FakeSmsGateway.twilio_settings`).
 
 It keeps what it accepted, honours ``Idempotency-Key`` (a repeated key answers with the first
-id and is counted in :attr:`repeated_keys`, not as a second message), can fail the next
-requests on demand, and can call our webhooks back with signed receipts. Numbers it is given
+id and is counted in :attr:`repeated_keys`, not as a second message), can fail, drop or answer
+late the next requests on demand, can hold senders to a rate as real providers do (429 with
+``Retry-After``), and can call our webhooks back with signed receipts. Numbers it is given
 are never sent anywhere: it is the end of the line.
+
+``python -m homelink.messaging.fakes [--rate R] [--latency S]`` runs one in its own process,
+printing where it listens as one JSON line.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import hashlib
@@ -23,18 +28,23 @@ import hmac
 import http.client
 import itertools
 import json
+import math
+import os
 import re
+import signal
 import socket
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-FailMode = Literal["transient", "permanent", "drop", "accept_then_drop"]
+FailMode = Literal["transient", "permanent", "drop", "accept_then_drop", "slow"]
 
 _TWILIO_PATH = re.compile(r"/2010-04-01/Accounts/([^/]+)/Messages\.json")
 HTTP_PATH = "/sms"
@@ -65,13 +75,19 @@ class Accepted:
     key: str
     #: Where the sender asked receipts to go (Twilio's StatusCallback, our CALLBACK_FIELD).
     callback: str
+    #: Wall-clock time (``time.time()``) it was taken, for humans and logs.
     received_at: float
+    #: ``time.monotonic()`` at the same moment: intervals between messages are measured on
+    #: this, because the wall clock can step while a test or the benchmark runs.
+    received_monotonic: float = 0.0
 
 
 @dataclass(frozen=True)
 class _Failure:
     mode: FailMode
     reason: str
+    #: Seconds a "slow" answer waits, in place of :attr:`FakeSmsGateway.latency`.
+    delay: float = 0.0
 
 
 class _Server(ThreadingHTTPServer):
@@ -106,13 +122,20 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         self.server.fake._handle(self, body)
 
-    def answer(self, status: int, data: object) -> None:
+    def answer(self, status: int, data: object, headers: Mapping[str, str] | None = None) -> None:
         payload = json.dumps(data).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        try:
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:
+            # The client gave up before a late answer (latency, slow_next) or the fake was
+            # stopped: that is what those are for, not an error to print a traceback about.
+            self.close_connection = True
 
     def hang_up(self) -> None:
         """Close without a word: the client cannot tell whether the message was taken."""
@@ -122,7 +145,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeSmsGateway:
-    """The fake provider; ``with FakeSmsGateway() as fake:`` or ``start()``/``stop()``."""
+    """The fake provider; ``with FakeSmsGateway() as fake:`` or ``start()``/``stop()``.
+
+    ``rate`` (messages per second, ``None`` for no limit) holds senders to it the way Twilio
+    and the others do: a token bucket of one second's worth (``rate`` tokens, at least one),
+    refilled continuously. A send that finds it empty gets 429 and is not taken, with a
+    ``Retry-After`` of whole seconds unless ``retry_after`` is false (not every provider sends
+    one, and a client must cope without). Every send that passes the checks of credentials and
+    body takes a token, repeats of an idempotency key included: providers count API calls, not
+    messages. ``rate`` and :attr:`latency` may be changed while the fake runs.
+    """
 
     def __init__(
         self,
@@ -132,13 +164,25 @@ class FakeSmsGateway:
         api_key: str = "fake-api-key",
         receipt_secret: str = "fake-receipt-secret",  # noqa: S107
         latency: float = 0.0,
+        rate: float | None = None,
+        retry_after: bool = True,
     ) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError("rate must be positive, or None for no limit")
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.api_key = api_key
         self.receipt_secret = receipt_secret
-        #: Seconds each answer waits, to stand in for a provider across the internet.
+        #: Seconds each answer waits, to stand in for a provider across the internet. Read
+        #: per request, so it can be changed while the fake runs. A message is taken *before*
+        #: the wait, so a latency longer than the client's timeout has the client time out on
+        #: a message the provider already took: "it took it but answered late", which must
+        #: not turn into a second copy on retry.
         self.latency = latency
+        #: Messages per second the fake takes, or ``None`` for no limit.
+        self.rate = rate
+        #: Whether a 429 carries ``Retry-After``.
+        self.retry_after = retry_after
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -150,6 +194,12 @@ class FakeSmsGateway:
         self.repeated_keys = 0
         self.requests = 0
         self.connections = 0
+        #: Sends refused with 429 by the rate limit.
+        self.refused = 0
+        # The bucket's tokens and when they were counted; None is a full bucket, so that a rate
+        # set (or changed) after construction starts full rather than empty.
+        self._tokens: float | None = None
+        self._counted_at = 0.0
 
     # Life cycle
 
@@ -211,7 +261,8 @@ class FakeSmsGateway:
             self._accepted.clear()
             self._by_key.clear()
             self._failures.clear()
-            self.repeated_keys = self.requests = 0
+            self.repeated_keys = self.requests = self.refused = 0
+            self._tokens = None
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         """Wait until at least ``count`` messages were taken; whether they were."""
@@ -221,6 +272,26 @@ class FakeSmsGateway:
                 return True
             time.sleep(0.01)
         return self.count >= count
+
+    def max_in_window(self, seconds: float = 1.0) -> int:
+        """The most messages taken within any ``seconds`` (a half-open window, so a sender
+        held to exactly N a second counts N, not N + 1).
+
+        With a rate, this never exceeds one second's worth (the full bucket) plus ``rate *
+        seconds``: what a test of a well-behaved sender, or of the limit itself, asserts.
+        Repeats of an idempotency key are not messages and are not counted.
+        """
+        if seconds <= 0:
+            return 0
+        with self._lock:
+            # Stamped and appended under the lock, so already in order: no sort needed.
+            times = [item.received_monotonic for item in self._accepted]
+        best = start = 0
+        for end, at in enumerate(times):
+            while at - times[start] >= seconds:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
 
     # Misbehaving on purpose
 
@@ -234,9 +305,19 @@ class FakeSmsGateway:
         takes the message first (the provider took it, then died before answering)."""
         self._queue(n, "accept_then_drop" if after_accept else "drop", "")
 
-    def _queue(self, n: int, mode: FailMode, reason: str) -> None:
+    def slow_next(self, n: int, seconds: float) -> None:
+        """The next ``n`` sends are taken, then answered after ``seconds`` instead of after
+        :attr:`latency`: one late answer among prompt ones, e.g. longer than the client's
+        timeout, so that the client gives up on a message the provider has.
+
+        They share the queue with :meth:`fail_next` and :meth:`drop_next`, in the order asked
+        for; a send the rate limit refuses uses none of them up, as it is not taken.
+        """
+        self._queue(n, "slow", "", delay=seconds)
+
+    def _queue(self, n: int, mode: FailMode, reason: str, *, delay: float = 0.0) -> None:
         with self._lock:
-            self._failures.extend(_Failure(mode, reason) for _ in range(n))
+            self._failures.extend(_Failure(mode, reason, delay) for _ in range(n))
 
     def drop_connections(self) -> None:
         """Close every open connection, as a provider's idle timeout or a restart would."""
@@ -399,22 +480,52 @@ class FakeSmsGateway:
             handler.answer(400, _error(protocol, 21602, "Message body and sender are required."))
             return
         key = handler.headers.get("Idempotency-Key", "")
+        # Read once: it may be changed while this request is in flight.
+        latency = self.latency
+        failure: _Failure | None = None
         with self._lock:
-            failure = self._failures.popleft() if self._failures else None
-            if failure is None or failure.mode == "accept_then_drop":
-                first = self._by_key.get(key) if key else None
-                if first is not None:
-                    self.repeated_keys += 1
-                    gateway_id = first
-                else:
-                    gateway_id = self._new_id(protocol)
-                    self._accepted.append(
-                        Accepted(gateway_id, protocol, to, text, sender, key, callback, time.time())
-                    )
-                    if key:
-                        self._by_key[key] = gateway_id
-        if self.latency:
-            time.sleep(self.latency)
+            wait = self._take_token()
+            if wait is not None:
+                self.refused += 1
+            else:
+                failure = self._failures.popleft() if self._failures else None
+                if failure is None or failure.mode in {"accept_then_drop", "slow"}:
+                    first = self._by_key.get(key) if key else None
+                    if first is not None:
+                        self.repeated_keys += 1
+                        gateway_id = first
+                    else:
+                        gateway_id = self._new_id(protocol)
+                        self._accepted.append(
+                            Accepted(
+                                gateway_id,
+                                protocol,
+                                to,
+                                text,
+                                sender,
+                                key,
+                                callback,
+                                time.time(),
+                                time.monotonic(),
+                            )
+                        )
+                        if key:
+                            self._by_key[key] = gateway_id
+        if wait is not None:
+            # A refusal crosses the same internet as an acceptance.
+            if latency:
+                time.sleep(latency)
+            headers = {"Retry-After": str(max(1, math.ceil(wait)))} if self.retry_after else {}
+            if protocol == "twilio":
+                refusal = _error(protocol, 20429, "Too Many Requests", 429)
+            else:
+                refusal = _error(protocol, 429, "rate limit exceeded", 429)
+            handler.answer(429, refusal, headers)
+            return
+        if failure is not None and failure.mode == "slow":
+            latency, failure = failure.delay, None
+        if latency:
+            time.sleep(latency)
         if failure is not None:
             if failure.mode in {"drop", "accept_then_drop"}:
                 handler.hang_up()
@@ -439,6 +550,26 @@ class FakeSmsGateway:
             )
         else:
             handler.answer(200, {"messages": [{"id": gateway_id, "status": "accepted"}]})
+
+    def _take_token(self) -> float | None:
+        """Spend one token of the rate limit: None if there was one, else the seconds until
+        there will be. Called with the lock held."""
+        rate = self.rate
+        if rate is None:
+            return None
+        now = time.monotonic()
+        # One second's worth, but at least one: a rate under 1/s must still let a send through.
+        capacity = max(rate, 1.0)
+        if self._tokens is None:
+            tokens = capacity
+        else:
+            tokens = min(capacity, self._tokens + (now - self._counted_at) * rate)
+        self._counted_at = now
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
+            return None
+        self._tokens = tokens
+        return (1.0 - tokens) / rate
 
     def _new_id(self, protocol: str) -> str:
         n = next(self._ids)
@@ -492,3 +623,49 @@ def _post(url: str, body: bytes, content_type: str, headers: dict[str, str]) -> 
         return response.status
     finally:
         conn.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a fake provider in this process until SIGTERM, Ctrl-C or the end of stdin.
+
+    Prints one JSON line first, ``{"http": …, "twilio": …, "url": …}``: the environment that
+    points a worker at either protocol, and the base URL. Ending with stdin lets a parent that
+    dies without a word take the fake with it (its end of the pipe closes); start it with
+    stdin from a pipe, not from ``/dev/null``, or it stops at once.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m homelink.messaging.fakes", description=main.__doc__
+    )
+    parser.add_argument("--rate", type=float, default=None, help="messages per second")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    args = parser.parse_args(argv)
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be positive")
+
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        # Unwinds the read below, so that the server is stopped in the finally.
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    fake = FakeSmsGateway(rate=args.rate, latency=args.latency).start()
+    try:
+        print(
+            json.dumps(
+                {"http": fake.environ("http"), "twilio": fake.environ("twilio"), "url": fake.url}
+            ),
+            flush=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            if sys.stdin is None:
+                threading.Event().wait()
+            else:
+                # os.read returns what is there: stdin.read() would wait for a full buffer.
+                while os.read(sys.stdin.fileno(), 65536):
+                    pass
+    finally:
+        fake.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    main()

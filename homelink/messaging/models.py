@@ -178,9 +178,18 @@ class Delivery(models.Model):
     children = models.CharField(max_length=1000, blank=True)
     parts = models.PositiveSmallIntegerField(default=0)
     priority = models.PositiveSmallIntegerField(default=BULK)
+    #: Its place in the fair-share order among copies of the same channel and priority
+    #: (``dispatch.lanes``): a message's copies take consecutive places starting where the
+    #: queue's oldest due copy stands, so messages queued together are sent interleaved and
+    #: one school's big send cannot hold another's small one. Empty until a scheduled
+    #: message's time comes.
+    lane = models.BigIntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     next_attempt_at = models.DateTimeField()
     attempts = models.PositiveSmallIntegerField(default=0)
+    #: Attempts the provider may have taken without answering (a timeout): one is retried,
+    #: a second is not, so a slow provider sends it at most twice.
+    unanswered = models.PositiveSmallIntegerField(default=0)
     lease_until = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=32, blank=True)
     gateway = models.CharField(max_length=32, blank=True)
@@ -192,11 +201,21 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [
-            # The claim: due work of one channel, urgent first.
+            # The claim: due work of one channel, urgent first, then in fair-share order.
             models.Index(
-                fields=["channel", "priority", "next_attempt_at", "id"],
-                condition=Q(status="queued"),
-                name="delivery_due",
+                fields=["channel", "priority", "lane", "id"],
+                condition=Q(status="queued", lane__isnull=False),
+                name="delivery_lane",
+            ),
+            # When there is next work (a retry's back-off, a scheduled send); and scheduled
+            # copies whose time has come and need their places.
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status="queued"), name="delivery_next"
+            ),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="queued", lane__isnull=True),
+                name="delivery_unplaced",
             ),
             models.Index(
                 fields=["lease_until"], condition=Q(status="sending"), name="delivery_leased"
@@ -280,6 +299,23 @@ class GatewayHealth(models.Model):
     last_error_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=255, blank=True)
     failures_in_row = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.gateway
+
+
+class GatewayPace(models.Model):
+    """The pace of one gateway, shared by every worker of the install: the next free sending
+    slot and how long the provider asked everyone to wait (``dispatch.pacing``). Times are
+    seconds since the epoch, as the workers' clocks give them."""
+
+    gateway = models.CharField(max_length=32, unique=True)
+    #: When the next slot is free: reserving ``n`` moves it on by ``n / rate``.
+    free_at = models.FloatField(default=0.0)
+    #: Nothing is sent before this (a 429's Retry-After, a back-off after an outage).
+    hold_until = models.FloatField(default=0.0)
+    #: Outages in a row: each doubles the back-off, a success clears it.
+    strikes = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.gateway

@@ -22,6 +22,7 @@ from homelink.audit.services import audit_record
 from homelink.console.services import Actor, actor_parts
 from homelink.messaging import merge
 from homelink.messaging.audience import Audience, AudienceError, Copy, Resolved, resolve
+from homelink.messaging.lanes import first_lane
 from homelink.messaging.models import Channel, Delivery, Message, Template
 from homelink.messaging.sms import SmsSize, sms_size
 from homelink.schools.models import School
@@ -304,9 +305,11 @@ def _insert_deliveries(
         "children",
         "parts",
         "priority",
+        "lane",
         "status",
         "next_attempt_at",
         "attempts",
+        "unanswered",
         "claimed_by",
         "gateway",
         "gateway_id",
@@ -318,6 +321,7 @@ def _insert_deliveries(
     placeholders = ", ".join(["%s"] * len(fields))
     json_field = meta.get_field("adult_ids")
     when = connection.ops.adapt_datetimefield_value(message.send_at)
+    lanes = _lanes(message, copies, priority)
     rows = [
         (
             message.pk,
@@ -331,15 +335,17 @@ def _insert_deliveries(
             copy.children[:1000],
             copy_parts,
             priority,
+            lane,
             Delivery.Status.QUEUED,
             when,
+            0,
             0,
             "",
             "",
             "",
             "",
         )
-        for copy, copy_parts in zip(copies, parts, strict=True)
+        for copy, copy_parts, lane in zip(copies, parts, lanes, strict=True)
     ]
     table = quote(meta.db_table)
     with connection.cursor() as cursor:
@@ -355,6 +361,23 @@ def _insert_deliveries(
                 f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608
                 rows,
             )
+
+
+def _lanes(message: Message, copies: list[Copy], priority: int) -> list[int | None]:
+    """Each copy's place in the fair-share order (``messaging.lanes``): consecutive per channel
+    from where that channel's queue stands now; none yet for a scheduled message, which is
+    placed when its time comes."""
+    now = timezone.now()
+    if message.send_at > now:
+        return [None] * len(copies)
+    next_lane = {
+        channel: first_lane(channel, priority, now) for channel in {c.channel for c in copies}
+    }
+    lanes: list[int | None] = []
+    for copy in copies:
+        lanes.append(next_lane[copy.channel])
+        next_lane[copy.channel] += 1
+    return lanes
 
 
 def _wake_workers(message_id: int) -> None:

@@ -131,6 +131,7 @@ def test_check_deploy_is_quiet_about_what_was_set(tmp_path) -> None:
             tmp_path,
             EMAIL_HOST="smtp.example.org",
             HOMELINK_SMS_GATEWAY="homelink.messaging.gateways.twilio.TwilioGateway",
+            HOMELINK_SMS_RATE="10",
             HOMELINK_PUBLIC_URL="https://homelink.example.org",
             ADMINS="Ops <ops@example.org>",
             HOMELINK_TRUSTED_PROXIES="127.0.0.1",
@@ -138,6 +139,16 @@ def test_check_deploy_is_quiet_about_what_was_set(tmp_path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "homelink." not in done.stdout + done.stderr
+
+
+def test_check_deploy_asks_for_the_sms_accounts_rate(tmp_path) -> None:
+    done = deploy_check(
+        production(
+            tmp_path, HOMELINK_SMS_GATEWAY="homelink.messaging.gateways.twilio.TwilioGateway"
+        )
+    )
+    assert done.returncode == 0, done.stderr
+    assert "homelink.W107" in done.stdout + done.stderr
 
 
 def documented_settings() -> set[str]:

@@ -19,11 +19,34 @@ from homelink.mis.phones import is_fictional
 
 
 class GatewayError(Exception):
-    """Sending failed. ``retry`` says whether trying again later can help."""
+    """Sending failed. ``retry`` says whether trying again later can help.
 
-    def __init__(self, reason: str, *, retry: bool) -> None:
+    The rest says what the dispatcher does about it beyond this one copy:
+
+    - ``hold``: the provider asked us to slow down (HTTP 429) and for how many seconds
+      (its ``Retry-After``, else one). The whole gateway waits that long and the copy goes
+      back to the queue without spending an attempt: it was refused, not tried.
+    - ``gateway_wide``: the provider is failing, not this copy (unreachable, 5xx, its
+      credentials refused). The copy spends an attempt and the whole gateway backs off, so
+      the copies behind it wait instead of spending theirs.
+    - ``unanswered``: the request went out whole and no answer came (a timeout, a connection
+      dropped while waiting): the provider may have taken it. Retried once, never twice.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry: bool,
+        hold: float | None = None,
+        gateway_wide: bool = False,
+        unanswered: bool = False,
+    ) -> None:
         self.reason = reason
         self.retry = retry
+        self.hold = hold
+        self.gateway_wide = gateway_wide or hold is not None or unanswered
+        self.unanswered = unanswered
         super().__init__(reason)
 
 
@@ -101,8 +124,20 @@ def delivery_signature(secret: str, delivery_id: int) -> str:
     """The signature a per-message receipt address carries: it proves the address was ours for
     that one delivery, so a leaked address (in a provider's or proxy's logs) cannot be used to
     forge a receipt for any other delivery, as a shared secret in the URL could."""
-    mac = hmac.new(secret.encode(), f"receipt:{delivery_id}".encode(), hashlib.sha256)
-    return mac.hexdigest()[:32]
+    return DeliverySigner(secret).sign(delivery_id)
+
+
+class DeliverySigner:
+    """:func:`delivery_signature` for many deliveries: the key is prepared once (a gateway
+    signs every message of a batch)."""
+
+    def __init__(self, secret: str) -> None:
+        self._mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+
+    def sign(self, delivery_id: int) -> str:
+        mac = self._mac.copy()
+        mac.update(f"receipt:{delivery_id}".encode())
+        return mac.hexdigest()[:32]
 
 
 def hook_base(name: str) -> str:

@@ -17,15 +17,15 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from homelink.messaging.gateways.base import (
+    DeliverySigner,
     GatewayError,
     delivery_id_from_key,
-    delivery_signature,
     hook_base,
     is_local_url,
     refuse_fictional,
     scrub,
 )
-from homelink.messaging.gateways.connection import KeptAliveConnection, is_transient
+from homelink.messaging.gateways.connection import KeptAliveConnection, answer_error
 
 #: Every key ``HOMELINK_HTTP_SMS`` may have, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -146,7 +146,8 @@ class HttpGateway:
         self._callback = hook_base("sms_status")
         # A signature per delivery rides in its receipt address: many providers take an address
         # per message and cannot add a header to what they send back.
-        self._receipt_secret = str(self.config["RECEIPT_SECRET"])
+        secret = str(self.config["RECEIPT_SECRET"])
+        self._signer = DeliverySigner(secret) if secret else None
 
     @property
     def connections_opened(self) -> int:
@@ -177,8 +178,8 @@ class HttpGateway:
             # The secret rides in the URL: a provider that takes a URL per message seldom
             # lets us add a header to its receipts, and it is the provider's secret anyway.
             address = f"{self._callback}?delivery={delivery_id}"
-            if self._receipt_secret:
-                address += f"&sig={delivery_signature(self._receipt_secret, delivery_id)}"
+            if self._signer is not None:
+                address += f"&sig={self._signer.sign(delivery_id)}"
             fields[c["CALLBACK_FIELD"]] = address
         body, content_type = self._body(fields)
         headers = {"Content-Type": content_type, "Accept": "application/json"}
@@ -199,9 +200,7 @@ class HttpGateway:
             # Some providers answer 200 with a failure inside; it may also have been taken, so
             # retrying could send it twice.
             raise GatewayError(self._reason("http: answer without a message id", data), retry=False)
-        raise GatewayError(
-            self._reason(f"http {answer.status}", data), retry=is_transient(answer.status)
-        )
+        raise answer_error(self._reason(f"http {answer.status}", data), answer)
 
     def _reason(self, prefix: str, data: object) -> str:
         explained = dotted_get(data, self.config["ERROR_FIELD"])

@@ -22,7 +22,7 @@ from homelink.messaging.gateways.base import (
     refuse_fictional,
     scrub,
 )
-from homelink.messaging.gateways.connection import KeptAliveConnection, is_transient
+from homelink.messaging.gateways.connection import KeptAliveConnection, answer_error
 
 
 class TwilioGateway:
@@ -96,7 +96,7 @@ class TwilioGateway:
                 # It may have been taken: retrying could send it twice, so stop here.
                 raise GatewayError("twilio: answer without a message sid", retry=False)
             return sid
-        raise GatewayError(_reason(answer.status, data), retry=is_transient(answer.status))
+        raise answer_error(_reason(answer.status, data), answer)
 
     def close(self) -> None:
         self._http.close()

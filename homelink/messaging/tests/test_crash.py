@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from homelink.bench.world import parents_school, start_worker
@@ -135,7 +134,7 @@ def test_every_delivery_is_sent_and_duplicates_stay_in_the_window(fake: FakeSmsG
     assert set(numbers) == set(rows), "every recipient got the message"
     duplicates = {to: n - 1 for to, n in numbers.items() if n > 1}
     # The window: what a killed worker had sent but not yet recorded.
-    window = kills * crash_window(settings.HOMELINK_SMS_CONNECTIONS)
+    window = kills * crash_window("sms")
     assert sum(duplicates.values()) <= window
     # And each duplicate was sent again because its claim was lost with a killed worker.
     assert all(rows[to] >= 2 for to in duplicates)

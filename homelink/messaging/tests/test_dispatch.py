@@ -4,6 +4,7 @@ and the real database queue run by ``homelink worker``."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,14 @@ from homelink.messaging import dispatch
 from homelink.messaging.audience import Audience
 from homelink.messaging.dispatch import MAX_ATTEMPTS, claim, deliver_batch, drain, reap
 from homelink.messaging.fakes import FakeSmsGateway
-from homelink.messaging.models import Delivery, GatewayHealth, Message, OutboxMessage, SmsBlock
+from homelink.messaging.models import (
+    Delivery,
+    GatewayHealth,
+    GatewayPace,
+    Message,
+    OutboxMessage,
+    SmsBlock,
+)
 from homelink.messaging.services import Draft, message_send
 from homelink.register.models import Adult
 from homelink.schools.models import School
@@ -90,21 +98,26 @@ def test_a_mail_server_that_is_down_is_retried_with_back_off_then_given_up(
     message = send(family)
     before = timezone.now()
     assert deliver_batch("email", "w1") == 3
-    row = Delivery.objects.filter(message=message).first()
-    assert row is not None
+    row, *rest = Delivery.objects.filter(message=message).order_by("lane")
     assert (row.status, row.attempts) == (Status.QUEUED, 1)
     assert "unreachable" in row.reason
     assert row.next_attempt_at >= before + dt.timedelta(seconds=30)
+    # The server is down, not the other two copies: they wait without spending an attempt,
+    # and the whole gateway rests before anyone tries it again.
+    assert [(r.status, r.attempts) for r in rest] == [(Status.QUEUED, 0), (Status.QUEUED, 0)]
+    assert GatewayPace.objects.get(gateway="email").hold_until > time.time()
     health = GatewayHealth.objects.get(gateway="email")
     assert health.failures_in_row == 1
-    # Not due yet: nothing is claimed until the back-off has passed.
     assert deliver_batch("email", "w1") == 0
     for _ in range(MAX_ATTEMPTS - 1):
         Delivery.objects.filter(message=message).update(next_attempt_at=timezone.now())
+        GatewayPace.objects.update(hold_until=0)
         deliver_batch("email", "w1")
     row.refresh_from_db()
     assert row.status == Status.FAILED
     assert row.reason.startswith(f"gave up after {MAX_ATTEMPTS} attempts")
+    # Each outage in a row rested the gateway longer.
+    assert GatewayPace.objects.get(gateway="email").strikes == MAX_ATTEMPTS
 
 
 def test_sms_goes_through_the_gateway_with_the_school_sender(family: School) -> None:
@@ -251,7 +264,7 @@ def test_a_provider_that_stumbles_gets_retries_and_a_refusal_is_final(
     message = send(big_family, mode="sms")
     provider.fail_next(2)
     provider.fail_next(1, permanent=True, reason="number barred")
-    drain("sms")
+    drain("sms")  # each 503 rests the gateway (1 s, then 2 s) and the rest wait unspent
     counts = Counter(Delivery.objects.filter(message=message).values_list("status", flat=True))
     assert counts == {"sent": 37, "queued": 2, "failed": 1}
     failed = Delivery.objects.get(message=message, status="failed")

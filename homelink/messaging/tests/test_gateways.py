@@ -206,18 +206,34 @@ def test_generic_sends_the_idempotency_key_and_a_repeat_is_not_a_second_message(
     assert fake.repeated_keys == 1
 
 
-def test_a_provider_that_took_the_message_then_hung_up_is_retried_without_a_double_send(
+def test_a_provider_that_took_the_message_then_hung_up_is_not_sent_again_at_once(
     fake: FakeSmsGateway, generic: HttpGateway
 ) -> None:
     generic.send_sms(to=TO, text="warm the connection up", key="homelink-0123abcd-1")
     fake.drop_next(1, after_accept=True)
-    # The kept-alive connection fails; the gateway retries once on a new one, with the same
-    # key, and the provider answers with the message it already took.
+    # The request went out whole: the provider may have it, so the gateway does not send it
+    # again by itself; the dispatcher retries it once, later, with the same key.
+    with pytest.raises(GatewayError) as caught:
+        generic.send_sms(to=TO, text="Hi", key="homelink-0123abcd-2")
+    assert (caught.value.retry, caught.value.unanswered) == (True, True)
+    assert fake.count == 2
     gateway_id = generic.send_sms(to=TO, text="Hi", key="homelink-0123abcd-2")
     assert fake.count == 2
     assert fake.repeated_keys == 1
     assert fake.accepted[1].id == gateway_id
-    assert generic.connections_opened == 2
+
+
+def test_a_provider_slower_than_the_timeout_gets_one_request_per_send(
+    fake: FakeSmsGateway,
+) -> None:
+    gateway = HttpGateway(fake.http_settings(TIMEOUT=0.3))
+    fake.slow_next(1, 1.0)
+    with closing(gateway), pytest.raises(GatewayError) as caught:
+        gateway.send_sms(to=TO, text="Hi", key="homelink-0123abcd-3")
+    assert caught.value.unanswered and caught.value.gateway_wide
+    assert "it may have been sent" in caught.value.reason
+    assert fake.requests == 1  # not sent again on a new connection at once
+    assert fake.count == 1
 
 
 def test_a_connection_the_provider_closed_while_idle_is_replaced(
@@ -230,15 +246,15 @@ def test_a_connection_the_provider_closed_while_idle_is_replaced(
     assert fake.connections == 2
 
 
-def test_a_fresh_connection_that_fails_is_a_transient_error(
+def test_a_connection_dropped_after_the_request_is_a_send_without_an_answer(
     fake: FakeSmsGateway, generic: HttpGateway
 ) -> None:
     fake.drop_next(1)
     with pytest.raises(GatewayError) as caught:
         generic.send_sms(to=TO, text="Hi")
-    assert caught.value.retry
-    assert caught.value.reason == "http: connection failed (RemoteDisconnected)"
-    assert fake.count == 0
+    assert (caught.value.retry, caught.value.unanswered) == (True, True)
+    assert caught.value.reason == "http: no answer (RemoteDisconnected); it may have been sent"
+    assert fake.requests == 1
 
 
 def test_a_gateway_that_is_not_listening_is_a_transient_error() -> None:
@@ -249,7 +265,8 @@ def test_a_gateway_that_is_not_listening_is_a_transient_error() -> None:
     gateway = HttpGateway({"URL": f"http://127.0.0.1:{port}/sms"})
     with pytest.raises(GatewayError) as caught:
         gateway.send_sms(to=TO, text="Hi")
-    assert caught.value.retry
+    assert caught.value.retry and caught.value.gateway_wide
+    assert not caught.value.unanswered  # it provably never reached anyone
     assert "ConnectionRefusedError" in caught.value.reason
 
 
