@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import IO
 
 from django.db import connection
 
@@ -20,9 +21,13 @@ MAX_ADULTS = 100_000
 
 
 def start_worker(
-    env: dict[str, str] | None = None, *, interval: float = 0.2
+    env: dict[str, str] | None = None,
+    *,
+    interval: float = 0.2,
+    stderr: int | IO[bytes] | None = subprocess.DEVNULL,
 ) -> subprocess.Popen[bytes]:
-    """A ``homelink worker`` process, quiet, serving every queue, as deployed."""
+    """A ``homelink worker`` process, quiet, serving every queue, as deployed; its log (on
+    stderr) is dropped unless ``stderr`` says where it goes."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -40,7 +45,7 @@ def start_worker(
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
 
 
