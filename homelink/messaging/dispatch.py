@@ -107,8 +107,7 @@ RESULTS_CHUNK = 10
 RESULT_CHUNKS_QUEUED = 2
 #: How often (seconds) a worker that is sending looks for more urgent work on any channel.
 CHECK_EVERY = 0.5
-#: A batch sent in the recording thread itself (the local outbox) stops after this long and puts
-#: back the rest, which keep their lanes: a slow gateway cannot make a batch hold others long.
+#: A worker sending one channel gives way after this long to work as urgent on another channel.
 TURN_SECONDS = 2.0
 #: A gateway held for longer than this is left alone (its copies back in the queue) while the
 #: worker serves other channels; a shorter hold is waited out.
@@ -148,16 +147,19 @@ def _epoch(when: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(when, tz=dt.UTC)
 
 
-def more_urgent_waiting(priority: int) -> bool:
-    """Whether a copy more urgent than ``priority`` is due on any channel."""
-    if priority <= Delivery.URGENT:
-        return False
+def others_waiting(channel: str, priority: int) -> tuple[bool, bool]:
+    """Whether a copy more urgent than ``priority``, and whether one as urgent, is due on
+    another channel than ``channel`` (more urgent: on any channel)."""
     now = timezone.now()
     place(now)
-    return any(
-        (head := head_priority(channel, now)) is not None and head < priority
-        for channel in Channel.values
-    )
+    more = equal = False
+    for other in Channel.values:
+        head = head_priority(other, now)
+        if head is None:
+            continue
+        more = more or head < priority
+        equal = equal or (other != channel and head == priority)
+    return more, equal
 
 
 # --- claim --------------------------------------------------------------------------------------
@@ -532,7 +534,8 @@ class Turn:
     """A worker's turn at sending one channel: its gateway's pace, a hold its senders share,
     and when to look for more urgent work."""
 
-    def __init__(self, pace: Pace, worker: str) -> None:
+    def __init__(self, channel: str, pace: Pace, worker: str) -> None:
+        self.channel = channel
         self.pace = pace
         self.worker = worker
         self.priority = Delivery.BULK
@@ -569,16 +572,17 @@ class Turn:
             self._struck_until = self.pace.strike()
             self.hold_until(self._struck_until)
 
-    def should_yield(self, *, turn_limit: float | None = None) -> bool:
-        """Whether to stop and put back what is not sent: every :data:`CHECK_EVERY` seconds,
-        more urgent work due on any channel, or this turn over its time."""
+    def should_yield(self) -> bool:
+        """Whether to stop and put back what is not sent, asked every :data:`CHECK_EVERY`
+        seconds: when something more urgent is due on any channel, or, once this turn has had
+        :data:`TURN_SECONDS`, something as urgent on another channel (the channels take turns;
+        within one, messages share by lanes)."""
         now = time.monotonic()
         if now < self._next_check:
             return False
         self._next_check = now + CHECK_EVERY
-        if turn_limit is not None and now - self.started > turn_limit:
-            return True
-        return more_urgent_waiting(self.priority)
+        more, equal = others_waiting(self.channel, self.priority)
+        return more or (equal and now - self.started > TURN_SECONDS)
 
 
 def render_for(text: str, delivery: Claimed | Delivery) -> str:
@@ -744,7 +748,7 @@ def send_in_turn(deliveries: list[Claimed], recorder: Recorder, send: SendOne, t
     try:
         for index, delivery in enumerate(deliveries):
             rest = deliveries[index:]
-            if turn.should_yield(turn_limit=TURN_SECONDS):
+            if turn.should_yield():
                 release(rest, recorder.worker)
                 break
             if turn.held_for() > 0:
@@ -798,7 +802,7 @@ def _gateway_name(channel: str) -> str:
 
 
 def _turn(channel: str, gateway: str | None = None, worker: str = "") -> Turn:
-    return Turn(Pace(gateway or _gateway_name(channel), rate_for(channel)), worker)
+    return Turn(channel, Pace(gateway or _gateway_name(channel), rate_for(channel)), worker)
 
 
 def deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> int:
@@ -1074,7 +1078,7 @@ def drain(channel: str | None = None, *, seconds: float = 60.0, worker: str | No
     deadline = time.monotonic() + seconds
     channels = [channel] if channel else list(Channel.values)
     held: dict[str, float] = {}
-    claimed, turns = 0, 0
+    claimed, last = 0, ""
     while time.monotonic() < deadline:
         now = timezone.now()
         place(now)
@@ -1092,8 +1096,9 @@ def drain(channel: str | None = None, *, seconds: float = 60.0, worker: str | No
             continue
         best = min(head for head, _ in waiting)
         tied = [c for head, c in waiting if head == best]
-        chosen = tied[turns % len(tied)]  # equal urgency: the channels take turns
-        turns += 1
+        # Equal urgency: the channels take turns.
+        chosen = next((c for c in tied if c != last), tied[0])
+        last = chosen
         if chosen == Channel.EMAIL or sms_gateway_class().network_only:
             served = pipeline(chosen, worker, deadline=deadline)
         else:
