@@ -95,14 +95,6 @@ def check_delivery(**kwargs: Any) -> list[checks.CheckMessage]:
                 id="homelink.W107",
             )
         )
-    if min(settings.HOMELINK_SMS_RATE, settings.HOMELINK_EMAIL_RATE) < 0:
-        found.append(
-            checks.Warning(
-                "A negative HOMELINK_SMS_RATE or HOMELINK_EMAIL_RATE means no pace at all.",
-                hint="Use 0 for no pace, or the provider's messages per second.",
-                id="homelink.W108",
-            )
-        )
     found.extend(_email_events())
     return found
 

@@ -221,8 +221,23 @@ HOMELINK_SMS_CONNECTIONS = int(os.environ.get("HOMELINK_SMS_CONNECTIONS", "4"))
 # every worker (messaging/pacing.py): the account's rate (Twilio: 1 per long code, more for short
 # codes and messaging services). 0 sends as fast as the provider answers, slowing only when it
 # says 429.
-HOMELINK_SMS_RATE = float(os.environ.get("HOMELINK_SMS_RATE", "0"))
-HOMELINK_EMAIL_RATE = float(os.environ.get("HOMELINK_EMAIL_RATE", "0"))
+def _rate(name: str) -> float:
+    raw = os.environ.get(name, "0")
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = -1.0
+    # A rate that is not a number, infinite, negative or below one message a minute is a typo:
+    # refuse to start rather than send unpaced, or one text a fortnight.
+    if not (rate == 0 or 1 / 60 <= rate < 1e6):
+        raise ImproperlyConfigured(
+            f"{name} must be 0 (no pace) or messages per second from 1/60 up, not {raw!r}"
+        )
+    return rate
+
+
+HOMELINK_SMS_RATE = _rate("HOMELINK_SMS_RATE")
+HOMELINK_EMAIL_RATE = _rate("HOMELINK_EMAIL_RATE")
 # SMS: the local outbox until a real gateway is configured: Twilio
 # (homelink.messaging.gateways.twilio.TwilioGateway) or a generic HTTP provider
 # (homelink.messaging.gateways.http.HttpGateway). See docs/deployment.md, "SMS gateways".

@@ -58,9 +58,9 @@ import logging
 import queue
 import secrets
 import smtplib
-import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formataddr, make_msgid, parseaddr
@@ -74,6 +74,7 @@ from django.utils import timezone
 
 from homelink.messaging import merge
 from homelink.messaging.gateways import GatewayError, SmsGateway, sms_gateway, sms_gateway_class
+from homelink.messaging.gateways.base import scrub
 from homelink.messaging.gateways.connection import parse_retry_after
 from homelink.messaging.gateways.smtp import is_plain_smtp, send_plain
 from homelink.messaging.health import gateway_health_record
@@ -86,7 +87,7 @@ from homelink.messaging.models import (
     SmsBlock,
     idempotency_key,
 )
-from homelink.messaging.pacing import Pace, rate_for
+from homelink.messaging.pacing import Pace, held_gateways, rate_for
 from homelink.mis.phones import for_display
 from homelink.register.models import Adult, Member
 from homelink.schools.models import School
@@ -152,8 +153,11 @@ def others_waiting(channel: str, priority: int) -> tuple[bool, bool]:
     another channel than ``channel`` (more urgent: on any channel)."""
     now = timezone.now()
     place(now)
+    held = held_gateways()
     more = equal = False
     for other in Channel.values:
+        if other != channel and _gateway_name(other) in held:
+            continue  # nothing to turn to there until its hold ends
         head = head_priority(other, now)
         if head is None:
             continue
@@ -181,6 +185,7 @@ CLAIMED = (
     "priority",
     "attempts",
     "unanswered",
+    "refused",
 )
 
 
@@ -203,6 +208,7 @@ class Claimed:
     priority: int
     attempts: int
     unanswered: int
+    refused: int
     message: Message = field(init=False)
     #: ``time.monotonic()`` after which this worker no longer sends it (see :func:`in_lease`).
     send_by: float = field(init=False, default=0.0)
@@ -413,23 +419,34 @@ def reap() -> int:
 # --- record -------------------------------------------------------------------------------------
 
 
-def release(deliveries: list[Claimed], worker: str, *, until: dt.datetime | None = None) -> int:
+HELD_REASON = "waiting: the provider asked us to slow down"
+
+
+def release(
+    deliveries: list[Claimed], worker: str, *, until: dt.datetime | None = None, reason: str = ""
+) -> int:
     """Put claimed copies back in the queue unsent, without spending an attempt (the gateway
     was held, something more urgent came, the batch's turn was up). They keep their lanes, so
-    they go first when they are next claimed."""
+    they go first when they are next claimed. ``reason`` (a hold's) is what the message's page
+    shows meanwhile."""
     if not deliveries:
         return 0
+    changes: dict[str, Any] = {
+        "status": Status.QUEUED,
+        "claimed_by": "",
+        "lease_until": None,
+        "attempts": F("attempts") - 1,
+        "next_attempt_at": until or timezone.now(),
+    }
+    if reason:
+        changes["reason"] = reason
     return Delivery.objects.filter(
         pk__in=[d.pk for d in deliveries], status=Status.SENDING, claimed_by=worker
-    ).update(
-        status=Status.QUEUED,
-        claimed_by="",
-        lease_until=None,
-        attempts=F("attempts") - 1,
-        next_attempt_at=until or timezone.now(),
-    )
+    ).update(**changes)
 
 
+#: 429s in a row one copy may take before they count as attempts.
+MAX_REFUSALS = 5
 NO_ANSWER_TWICE = "no answer from the provider twice: it may have been sent, so not tried again"
 
 
@@ -484,10 +501,21 @@ class Recorder:
     def error(self, delivery: Claimed, error: GatewayError) -> None:
         self.flush()
         now = timezone.now()
-        if error.hold is not None:
+        if error.hold is not None and delivery.refused + 1 < MAX_REFUSALS:
             # Refused for the pace, not tried: back in the queue for when the hold ends.
-            release([delivery], self.worker, until=now + dt.timedelta(seconds=error.hold))
+            Delivery.objects.filter(
+                pk=delivery.pk, status=Status.SENDING, claimed_by=self.worker
+            ).update(refused=F("refused") + 1)
+            release(
+                [delivery],
+                self.worker,
+                until=now + dt.timedelta(seconds=error.hold),
+                reason=HELD_REASON,
+            )
             return
+        # Refused every time it comes round (a provider's limit on this one number): from
+        # now on it spends attempts and backs off like any error, instead of holding the
+        # gateway each time it is first in line.
         self.transient += error.retry
         mine = Delivery.objects.filter(
             pk=delivery.pk, status=Status.SENDING, claimed_by=self.worker
@@ -503,6 +531,7 @@ class Recorder:
                 lease_until=None,
                 reason=reason,
                 unanswered=F("unanswered") + int(error.unanswered),
+                refused=0,
                 next_attempt_at=now + backoff(delivery.attempts),
             )
         else:
@@ -643,7 +672,11 @@ def _email_error(error: Exception) -> GatewayError:
             retry=400 <= error.smtp_code < 500,
             gateway_wide=error.smtp_code == 421,
         )
-    if isinstance(error, TimeoutError | socket.timeout):
+    if isinstance(error, TimeoutError) or (
+        # smtplib reports a timeout while it waits for the server as a disconnection.
+        isinstance(error, smtplib.SMTPServerDisconnected)
+        and isinstance(error.__context__, TimeoutError)
+    ):
         # The message may be in the server's hands: retried once, never twice.
         return GatewayError(
             f"mail server did not answer ({type(error).__name__}); it may have been sent",
@@ -656,16 +689,28 @@ def _email_error(error: Exception) -> GatewayError:
         )
     # Anymail's errors, and anything else a backend raises: most are the ESP being unwell.
     status = getattr(error, "status_code", None)
+    reason = scrub(f"{type(error).__name__}: {str(error)[:120]}")
     if status is None and not isinstance(error, smtplib.SMTPException | OSError):
-        # Not the network's doing: a bug to see in the logs, not only on the dashboard.
-        logger.exception("email backend raised %s", type(error).__name__)
-    reason = f"{type(error).__name__}: {str(error)[:120]}"
+        if isinstance(error, ValueError):
+            # Django could not make an address of it (the register let through something
+            # no mail server takes): this copy can never go, the others can.
+            return GatewayError(f"the address cannot be used ({type(error).__name__})", retry=False)
+        # Not the network's doing: a bug, to see in the logs (where the error's own text,
+        # which may hold an address, is left out), and this copy's problem only.
+        log_frames("email backend raised %s", error)
+        return GatewayError(reason, retry=True)
     if status == 429:
         headers = getattr(getattr(error, "response", None), "headers", None) or {}
         hold = parse_retry_after(headers.get("Retry-After"))
         return GatewayError(reason, retry=True, hold=1.0 if hold is None else hold)
     retry = status is None or status >= 500
     return GatewayError(reason, retry=retry, gateway_wide=retry)
+
+
+def log_frames(message: str, error: BaseException) -> None:
+    """Log where ``error`` came from without its text (which may name a parent)."""
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    logger.error(message + "\n%s", type(error).__name__, frames)
 
 
 class EmailSender:
@@ -725,7 +770,7 @@ def send_one_sms(gateway: SmsGateway, delivery: Claimed) -> tuple[str, GatewayEr
     except GatewayError as error:
         return "", error
     except Exception as error:
-        logger.exception("SMS gateway raised %s", type(error).__name__)
+        log_frames("SMS gateway raised %s", error)
         return "", GatewayError(type(error).__name__, retry=True)
     return gateway_id, None
 
@@ -906,6 +951,9 @@ def _sender(
             if wait > 0:
                 hand_over()
                 time.sleep(wait)
+                if not in_lease(delivery):
+                    chunk.append((delivery, "", LEASE_LOST))
+                    continue
             if turn.held_for() > 0:
                 chunk.append((delivery, "", HELD))
                 continue
@@ -968,18 +1016,6 @@ def pipeline(channel: str, worker: str, *, deadline: float) -> Served:
             delivery.not_before = slots.at(index)
             work.put(delivery)
 
-    def take_back() -> int:
-        """Copies no sender has started on, back to the queue."""
-        unsent: list[Claimed] = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                item = work.get_nowait()
-                if item is not None:
-                    unsent.append(item)
-        held = turn.held_until
-        release(unsent, worker, until=_epoch(held) if held > time.time() else None)
-        return len(unsent)
-
     hand_out(first)
     for thread in threads:
         thread.start()
@@ -993,11 +1029,42 @@ def pipeline(channel: str, worker: str, *, deadline: float) -> Served:
         (what they have not started goes back to the queue)."""
         nonlocal claiming, outstanding
         claiming = False
+        unsent: list[Claimed] = []
         if early:
-            outstanding -= take_back()
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    item = work.get_nowait()
+                    if item is not None:
+                        unsent.append(item)
+        # The senders are told to stop before anything here can fail.
         for _ in threads:
             work.put(None)
+        outstanding -= len(unsent)
+        held = turn.held_until
+        if held > time.time():
+            release(unsent, worker, until=_epoch(held), reason=HELD_REASON)
+        else:
+            release(unsent, worker)
 
+    def record(chunk: list[tuple[Claimed, str, GatewayError | None]]) -> None:
+        nonlocal outstanding, last_error
+        held_back: list[Claimed] = []
+        for delivery, gateway_id, error in chunk:
+            outstanding -= 1
+            if error is LEASE_LOST:
+                continue  # not sent: the reaper returns it once the lease runs out
+            if error is HELD:
+                held_back.append(delivery)
+            elif error is None:
+                recorder.sent_ok(delivery, gateway_id)
+            else:
+                last_error = error.reason
+                turn.answer(error)
+                recorder.error(delivery, error)
+        if held_back:
+            release(held_back, worker, until=_epoch(turn.held_until), reason=HELD_REASON)
+
+    finished = False
     try:
         while senders_done < len(threads):
             if claiming and (
@@ -1011,6 +1078,7 @@ def pipeline(channel: str, worker: str, *, deadline: float) -> Served:
                 low_water = max(1, size // 2)
                 batch = claim(channel, worker, limit=size)
                 if batch:
+                    turn.priority = batch[0].priority
                     hand_out(batch)
                     claimed += len(batch)
                     outstanding += len(batch)
@@ -1025,31 +1093,46 @@ def pipeline(channel: str, worker: str, *, deadline: float) -> Served:
                 # stays claimed until its lease runs out and another worker sends it).
                 senders_done += 1
                 continue
-            held_back: list[Claimed] = []
-            for delivery, gateway_id, error in chunk:
-                outstanding -= 1
-                if error is LEASE_LOST:
-                    continue  # not sent: the reaper returns it once the lease runs out
-                if error is HELD:
-                    held_back.append(delivery)
-                elif error is None:
-                    recorder.sent_ok(delivery, gateway_id)
-                else:
-                    last_error = error.reason
-                    turn.answer(error)
-                    recorder.error(delivery, error)
-            if held_back:
-                release(held_back, worker, until=_epoch(turn.held_until))
-    finally:
+            record(chunk)
         recorder.flush()
-        if claiming:  # left early by an exception: stop the senders without waiting on them
-            for _ in threads:
-                work.put(None)
+        finished = True
+    finally:
+        if not finished:
+            _wind_down(
+                stop_claiming if claiming else None, results, record, len(threads) - senders_done
+            )
+            with contextlib.suppress(Exception):
+                recorder.flush()
         for thread in threads:
             thread.join(timeout=1)
     _health(recorder, last_error, turn)
     held = turn.held_until
     return Served(claimed, held if held > time.time() else 0.0)
+
+
+def _wind_down(
+    stop: Callable[..., None] | None,
+    results: queue.Queue[Any],
+    record: Callable[[Any], None],
+    senders: int,
+) -> None:
+    """After an error in the recording thread: stop the senders, take in their answers (a
+    sender blocked on a full queue could never end otherwise) and record what can still be
+    recorded, so what they sent is not sent again once the lease runs out."""
+    if stop is not None:
+        with contextlib.suppress(Exception):
+            stop(early=True)
+    until = time.monotonic() + 5
+    while senders and time.monotonic() < until:
+        try:
+            chunk = results.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if chunk is _DONE:
+            senders -= 1
+            continue
+        with contextlib.suppress(Exception):
+            record(chunk)
 
 
 def _claim_size(size: int, turn: Turn, sent: int) -> int:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import F, Min, Value
+from django.db import connection
+from django.db.models import Min
 from django.utils import timezone
 
 from homelink.messaging.models import Delivery
@@ -57,15 +58,22 @@ def place(now: dt.datetime | None = None) -> int:
         .order_by("priority", "first")
     )
     placed = 0
+    table = connection.ops.quote_name(Delivery._meta.db_table)
     for group in groups:
         start = first_lane(group["channel"], group["priority"], now)
-        placed += Delivery.objects.filter(
-            message_id=group["message_id"],
-            channel=group["channel"],
-            priority=group["priority"],
-            status=Status.QUEUED,
-            lane__isnull=True,
-        ).update(lane=Value(start - group["first"]) + F("id"))
+        # Consecutive lanes among this channel's copies (a message to both channels has its
+        # ids interleaved: lanes from ids would give each channel every other lane, half a
+        # share).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET lane = %s + ranked.n FROM ("  # noqa: S608 - model names
+                f"SELECT id, ROW_NUMBER() OVER (ORDER BY id) - 1 AS n FROM {table} "
+                "WHERE message_id = %s AND channel = %s AND priority = %s "
+                "AND status = 'queued' AND lane IS NULL) AS ranked "
+                f"WHERE {table}.id = ranked.id",
+                [start, group["message_id"], group["channel"], group["priority"]],
+            )
+            placed += cursor.rowcount
     return placed
 
 

@@ -190,6 +190,10 @@ class Delivery(models.Model):
     #: Attempts the provider may have taken without answering (a timeout): one is retried,
     #: a second is not, so a slow provider sends it at most twice.
     unanswered = models.PositiveSmallIntegerField(default=0)
+    #: Times in a row the provider refused it to slow us down (429): none costs an attempt,
+    #: but a copy refused again and again (a provider's limit on one number) is not allowed to
+    #: hold the whole gateway for ever.
+    refused = models.PositiveSmallIntegerField(default=0)
     lease_until = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=32, blank=True)
     gateway = models.CharField(max_length=32, blank=True)

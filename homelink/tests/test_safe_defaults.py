@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 #: Run in the fresh process: the settings it ended up with, and what /outbox/ answers.
@@ -141,6 +143,16 @@ def test_check_deploy_is_quiet_about_what_was_set(tmp_path) -> None:
     assert "homelink." not in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("rate", ["inf", "nan", "-1", "0.000001", "ten"])
+def test_a_rate_that_is_a_typo_stops_the_start(tmp_path, rate: str) -> None:
+    done = run(
+        [sys.executable, "-m", "homelink.cli", "check"],
+        production(tmp_path, HOMELINK_SMS_RATE=rate),
+    )
+    assert done.returncode != 0
+    assert "HOMELINK_SMS_RATE must be 0" in done.stderr
+
+
 def test_check_deploy_asks_for_the_sms_accounts_rate(tmp_path) -> None:
     done = deploy_check(
         production(
@@ -159,7 +171,7 @@ def documented_settings() -> set[str]:
 def settings_read() -> set[str]:
     """Every environment variable the settings module reads, from its syntax tree."""
     tree = ast.parse((REPO / "homelink" / "settings.py").read_text())
-    readers = {"get", "env_bool", "_json_setting"}
+    readers = {"get", "env_bool", "_json_setting", "_rate"}
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):

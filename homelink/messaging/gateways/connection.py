@@ -17,7 +17,6 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from homelink.messaging.gateways.base import GatewayError
@@ -75,6 +74,9 @@ def is_transient(status: int) -> bool:
 
 #: Answers that say the provider (or our account with it) is failing, not one message.
 GATEWAY_WIDE_4XX = frozenset({401, 403, 408})
+#: A gateway in between (Bad Gateway, Gateway Timeout) answering for a provider it lost sight
+#: of, perhaps after passing the request on.
+UNANSWERED_5XX = frozenset({502, 504})
 
 
 def answer_error(reason: str, answer: Answer) -> GatewayError:
@@ -84,6 +86,10 @@ def answer_error(reason: str, answer: Answer) -> GatewayError:
     if answer.status == 429:
         hold = answer.retry_after if answer.retry_after is not None else 1.0
         return GatewayError(reason, retry=True, hold=hold)
+    if answer.status in UNANSWERED_5XX:
+        # A proxy in front of the provider gave up waiting or lost it mid-request: the
+        # provider may have taken the message, as after our own timeout.
+        return GatewayError(reason, retry=True, unanswered=True)
     gateway_wide = answer.status >= 500 or answer.status in GATEWAY_WIDE_4XX
     return GatewayError(reason, retry=is_transient(answer.status), gateway_wide=gateway_wide)
 
@@ -118,11 +124,11 @@ class KeptAliveConnection:
         self.query = f"?{parts.query}" if parts.query else ""
         self.timeout = timeout
         self._sock: socket.socket | None = None
-        self._reader: BinaryIO | None = None
+        self._reader: _Reader | None = None
         #: Connections opened so far (tests check that one serves a whole batch).
         self.opened = 0
 
-    def _open(self) -> tuple[socket.socket, BinaryIO]:
+    def _open(self) -> tuple[socket.socket, _Reader]:
         self.opened += 1
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         try:
@@ -133,15 +139,16 @@ class KeptAliveConnection:
         except BaseException:
             sock.close()
             raise
-        self._sock, self._reader = sock, sock.makefile("rb")
+        self._sock, self._reader = sock, _Reader(sock, self.timeout)
         return sock, self._reader
 
-    def _connection(self) -> tuple[socket.socket, BinaryIO]:
+    def _connection(self) -> tuple[socket.socket, _Reader]:
         """The open connection; a fresh one if there is none or the server dropped it."""
         if self._sock is not None and self._reader is not None:
             # A kept-alive socket that is readable before we asked anything has been closed
             # by the server (or holds garbage): don't send a message into it.
             if not _readable(self._sock):
+                self._sock.settimeout(self.timeout)
                 return self._sock, self._reader
             self.close()
         return self._open()
@@ -150,8 +157,11 @@ class KeptAliveConnection:
         return (self.base_path + path or "/") + self.query
 
     def _request(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+        target = self._target(path)
+        if any(c in target for c in " \r\n\t"):
+            raise GatewayError(f"{self.label}: the address has a space or line break", retry=False)
         lines = [
-            f"POST {self._target(path)} HTTP/1.1",
+            f"POST {target} HTTP/1.1",
             f"Host: {self._host_header}",
             "Accept-Encoding: identity",
             f"Content-Length: {len(body)}",
@@ -191,7 +201,7 @@ class KeptAliveConnection:
                 ) from exc
             try:
                 status, answer_headers, data, will_close = _read_answer(reader)
-            except (OSError, ValueError, http.client.HTTPException) as exc:
+            except (OSError, ValueError, ArithmeticError, http.client.HTTPException) as exc:
                 self.close()
                 raise GatewayError(
                     f"{self.label}: no answer ({type(exc).__name__}); it may have been sent",
@@ -210,25 +220,79 @@ class KeptAliveConnection:
         sock, reader = self._sock, self._reader
         self._sock = self._reader = None
         if reader is not None:
-            with contextlib.suppress(OSError):
-                reader.close()
+            reader.buffer.clear()
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
 
 
-def _line(reader: BinaryIO) -> bytes:
-    line = reader.readline(MAX_LINE + 1)
-    if len(line) > MAX_LINE:
-        raise http.client.LineTooLong("answer line")
-    return line
+#: The largest answer body taken from a provider (its JSON is a few hundred bytes).
+MAX_BODY = 1 << 20
 
 
-def _read_answer(reader: BinaryIO) -> tuple[int, dict[str, str], bytes, bool]:
+class _Reader:
+    """Reads one connection's answers with a buffer of its own: bytes left over after an
+    answer (a body longer than its Content-Length) are seen, not taken for the next answer,
+    and every answer must come whole within the timeout, however slowly it trickles in."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock = sock
+        self.timeout = timeout
+        self.buffer = bytearray()
+        self.deadline = 0.0
+
+    def start(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
+
+    def _fill(self) -> bool:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer took longer than the timeout")
+        self.sock.settimeout(left)
+        data = self.sock.recv(65536)
+        if not data:
+            return False
+        self.buffer += data
+        return True
+
+    def readline(self) -> bytes:
+        while True:
+            end = self.buffer.find(b"\n", 0, MAX_LINE + 1)
+            if end >= 0:
+                line = bytes(self.buffer[: end + 1])
+                del self.buffer[: end + 1]
+                return line
+            if len(self.buffer) > MAX_LINE:
+                raise http.client.LineTooLong("answer line")
+            if not self._fill():
+                line = bytes(self.buffer)
+                self.buffer.clear()
+                return line
+
+    def read(self, size: int) -> bytes:
+        if size > MAX_BODY:
+            raise http.client.HTTPException("answer too large")
+        while len(self.buffer) < size and self._fill():
+            pass
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def read_to_end(self) -> bytes:
+        while self._fill():
+            if len(self.buffer) > MAX_BODY:
+                raise http.client.HTTPException("answer too large")
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+
+def _read_answer(reader: _Reader) -> tuple[int, dict[str, str], bytes, bool]:
     """One HTTP/1.x answer: its status, headers (names in lower case), body, and whether the
-    server will close the connection after it."""
+    connection must be closed after it."""
+    reader.start()
     while True:
-        line = _line(reader)
+        line = reader.readline()
         if not line:
             raise http.client.RemoteDisconnected("closed without an answer")
         version, _, rest = line.decode("latin-1").strip().partition(" ")
@@ -238,7 +302,7 @@ def _read_answer(reader: BinaryIO) -> tuple[int, dict[str, str], bytes, bool]:
         status = int(code)
         headers: dict[str, str] = {}
         for _ in range(MAX_HEADERS + 1):
-            field = _line(reader)
+            field = reader.readline()
             if field in (b"\r\n", b"\n", b""):
                 break
             name, _, value = field.decode("latin-1").partition(":")
@@ -250,34 +314,38 @@ def _read_answer(reader: BinaryIO) -> tuple[int, dict[str, str], bytes, bool]:
     connection = headers.get("connection", "").lower()
     will_close = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        return status, headers, _read_chunked(reader), will_close
-    if status in (204, 304):
-        return status, headers, b"", will_close
-    length = headers.get("content-length")
-    if length is None:
-        return status, headers, reader.read(), True
-    if not length.isdigit():
+        data = _read_chunked(reader)
+    elif status in (204, 304):
+        data = b""
+    elif (length := headers.get("content-length")) is None:
+        return status, headers, reader.read_to_end(), True
+    elif not length.isdigit() or len(length) > 9:
         raise http.client.HTTPException("bad Content-Length")
-    data = reader.read(int(length))
-    if len(data) < int(length):
-        raise http.client.IncompleteRead(data, int(length) - len(data))
-    return status, headers, data, will_close
+    else:
+        data = reader.read(int(length))
+        if len(data) < int(length):
+            raise http.client.IncompleteRead(data, int(length) - len(data))
+    # Anything after the answer is not an answer to anything we asked: never trust the
+    # connection with another request.
+    return status, headers, data, will_close or bool(reader.buffer)
 
 
-def _read_chunked(reader: BinaryIO) -> bytes:
+def _read_chunked(reader: _Reader) -> bytes:
     parts: list[bytes] = []
+    total = 0
     while True:
-        size_line = _line(reader).split(b";", 1)[0].strip()
-        if not size_line:
+        size_line = reader.readline().split(b";", 1)[0].strip()
+        if not size_line or len(size_line) > 8:
             raise http.client.IncompleteRead(b"".join(parts))
         size = int(size_line, 16)
         if size == 0:
             break
-        chunk = reader.read(size)
+        total += size
+        chunk = reader.read(size) if total <= MAX_BODY else reader.read(MAX_BODY + 1)
         if len(chunk) < size:
             raise http.client.IncompleteRead(b"".join(parts) + chunk, size - len(chunk))
         parts.append(chunk)
-        reader.readline(MAX_LINE)  # the CRLF after the chunk
-    while _line(reader) not in (b"\r\n", b"\n", b""):
+        reader.readline()  # the CRLF after the chunk
+    while reader.readline() not in (b"\r\n", b"\n", b""):
         pass  # trailers: nothing we need
     return b"".join(parts)

@@ -22,10 +22,17 @@ from django.core.mail.message import sanitize_address
 
 #: Header values taken as they stand: printable ASCII, no line breaks.
 _PLAIN_HEADER = re.compile(r"[\x20-\x7e]*")
-#: A bare address in ASCII, as the envelope takes it without rewriting.
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+#: A bare address in ASCII, as the envelope takes it without rewriting: dot-separated labels on
+#: both sides (no leading, trailing or doubled dots, which Django refuses).
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+)
 #: RFC 5322's limit on a line, less the CRLF.
 MAX_LINE = 998
+#: Where Django's generator folds a header: a longer one is left to Django, so the bytes stay
+#: the same as Django's.
+FOLD_AT = 78
 
 
 def is_plain_smtp(backend: object) -> bool:
@@ -42,8 +49,8 @@ def envelope_address(address: str) -> str:
 
 
 def plain_bytes(email: EmailMessage) -> bytes | None:
-    """``email`` as the bytes Django would send, for a plain message; None for any other,
-    which Django must build."""
+    """``email`` as the bytes Django would send, for a plain message (short ASCII headers, a
+    plain address, lines within the limit); None for any other, which Django must build."""
     if len(email.to) != 1 or email.cc or email.bcc or email.attachments:
         return None
     if getattr(email, "alternatives", None) or email.content_subtype != "plain":
@@ -55,9 +62,11 @@ def plain_bytes(email: EmailMessage) -> bytes | None:
         "Date": formatdate(localtime=settings.EMAIL_USE_LOCALTIME),
         **{name: str(value) for name, value in email.extra_headers.items()},
     }
-    for value in headers.values():
-        if len(value) > MAX_LINE - 40 or not _PLAIN_HEADER.fullmatch(value):
+    for name, value in headers.items():
+        if len(name) + 2 + len(value) > FOLD_AT or not _PLAIN_HEADER.fullmatch(value):
             return None
+    if not _PLAIN_ADDRESS.fullmatch(email.to[0]):
+        return None
     body = email.body.replace("\r\n", "\n").replace("\r", "\n")
     encoded = body.encode("utf-8")
     if any(len(line) > MAX_LINE for line in encoded.split(b"\n")):

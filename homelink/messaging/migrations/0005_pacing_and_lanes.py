@@ -36,6 +36,11 @@ class Migration(migrations.Migration):
             name='unanswered',
             field=models.PositiveSmallIntegerField(default=0),
         ),
+        migrations.AddField(
+            model_name='delivery',
+            name='refused',
+            field=models.PositiveSmallIntegerField(default=0),
+        ),
         migrations.AddIndex(
             model_name='delivery',
             index=models.Index(condition=models.Q(('lane__isnull', False), ('status', 'queued')), fields=['channel', 'priority', 'lane', 'id'], name='delivery_lane'),

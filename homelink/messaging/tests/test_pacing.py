@@ -101,14 +101,40 @@ def test_two_workers_reservations_never_overlap() -> None:
 def test_a_hold_and_an_outage_stop_every_worker_and_a_success_clears_the_back_off() -> None:
     pace = Pace("http", 100)
     until = pace.hold(3)
-    assert Pace("http", 100).reserve(1).start >= until
-    assert Pace("http", 0).reserve(1).start >= until  # unpaced gateways are held too
+    # (Times cross from the database's clock to this one: allow a few milliseconds.)
+    assert Pace("http", 100).reserve(1).start >= until - 0.01
+    assert Pace("http", 0).reserve(1).start >= until - 0.01  # unpaced gateways are held too
+    GatewayPace.objects.update(hold_until=0)
     first = pace.strike()
+    # Another worker caught in the same outage: still one strike, the same hold.
+    assert Pace("http", 100).strike() == pytest.approx(first, abs=0.05)
+    assert GatewayPace.objects.get(gateway="http").strikes == 1
+    GatewayPace.objects.update(hold_until=0)  # the back-off has passed; it fails again
     second = pace.strike()
-    assert second - first == pytest.approx(outage_backoff(2) - outage_backoff(1), abs=0.05)
+    assert GatewayPace.objects.get(gateway="http").strikes == 2
+    assert second - time.time() == pytest.approx(outage_backoff(2), abs=0.1)
     assert outage_backoff(30) == 60
     pace.recovered()
     assert GatewayPace.objects.get(gateway="http").strikes == 0
+
+
+def test_the_pace_keeps_the_databases_clock_not_a_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker whose clock is an hour fast must not hold every other worker for an hour:
+    slots and holds are reckoned on the database's clock."""
+    from homelink.messaging import pacing
+
+    real = time.time
+    monkeypatch.setattr(pacing.time, "time", lambda: real() + 3600)
+    fast = Pace("http", 100)
+    fast_slots = fast.reserve(10)
+    fast.hold(1)
+    # On its own clock its slots are now, not an hour ago or ahead.
+    assert abs(fast_slots.start - (real() + 3600)) < 2
+    monkeypatch.setattr(pacing.time, "time", real)
+    slots = Pace("http", 100).reserve(10)
+    assert slots.start - real() < 2
 
 
 # --- a rate-limited provider --------------------------------------------------------------------
