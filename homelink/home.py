@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from homelink.console.invitations import confirmed_memberships
+from homelink.staff.selectors import confirmed_memberships
 
 
 @require_safe

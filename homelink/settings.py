@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "homelink.mis",
     "homelink.audit",
     "homelink.accounts",
+    "homelink.staff",
     "homelink.console",
     "homelink.messaging",
     "homelink.ratelimit",
@@ -95,7 +96,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "homelink.console.middleware.StaffSessionMiddleware",
+    "homelink.staff.middleware.StaffSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -18,8 +18,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz/", healthz, name="healthz"),
     # Before the console: its <urn>/ would otherwise take "otp/".
-    path("console/otp/", include("homelink.console.urls_otp")),
+    path("console/otp/", include("homelink.console.otp.urls")),
     path("console/", include("homelink.console.urls")),
+    # A staff invitation's link: for someone who may have no account yet, so not under /console/.
+    path("staff/invitation/", include("homelink.console.staff.invitation_urls")),
     path("outbox/", include("homelink.messaging.urls")),
     # A school's logo, for its staff and its parents (schools/views.py).
     path("schools/", include("homelink.schools.urls")),

@@ -47,8 +47,6 @@ from homelink.accounts.limits import (
 )
 from homelink.accounts.models import Parent
 from homelink.audit.services import audit_record
-from homelink.console.models import StaffMembership
-from homelink.console.services import staff_remove
 from homelink.messaging.gateways import GatewayError, sms_gateway
 from homelink.mis.phones import UK_REGIONS, PhoneKind, classify, is_fictional, normalise_mobile
 from homelink.ratelimit import devices, limiter
@@ -63,6 +61,8 @@ from homelink.ratelimit.policies import (
 from homelink.register.identity import clean_text, normalise_email
 from homelink.register.models import Adult, Link, Member, Source
 from homelink.register.services import person_opt_out
+from homelink.staff.models import StaffMembership
+from homelink.staff.services import staff_remove
 
 logger = logging.getLogger(__name__)
 

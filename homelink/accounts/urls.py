@@ -6,7 +6,6 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from homelink.accounts import views
-from homelink.console import views_staff
 
 urlpatterns = [
     path("register/", views.register, name="register"),
@@ -42,6 +41,4 @@ urlpatterns = [
     path("account/opt-out/", views.opt_out, name="opt_out"),
     path("account/delete/", views.delete_account, name="delete_account"),
     path("privacy/", views.privacy, name="privacy"),
-    # A staff invitation's link: for someone who may have no account yet, so not under /console/.
-    path("staff/invitation/<str:token>/", views_staff.invitation, name="staff_invitation"),
 ]

@@ -23,7 +23,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from homelink.accounts import forms, selectors, services
 from homelink.accounts.limits import PASSWORD_RESET_PER_IP
 from homelink.accounts.models import Parent
-from homelink.console.models import StaffMembership
 from homelink.messaging.selectors import PARENT_MESSAGES_LIMIT
 from homelink.messaging.selectors import account_messages as messages_for_account
 from homelink.mis.phones import for_display, normalise_mobile
@@ -31,6 +30,7 @@ from homelink.ratelimit import devices
 from homelink.ratelimit.ip import client_ip
 from homelink.registration.linking import CodeNotAccepted, LinkRefused
 from homelink.registration.redeem import redeem_code
+from homelink.staff.models import StaffMembership
 
 LOGIN_FAILED = "The email address or password is not right. Check them and try again."
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"

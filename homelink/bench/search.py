@@ -122,12 +122,12 @@ def _child(pupils: int, rounds: int) -> dict[str, Any]:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
-    from homelink.console.testing import staff_directly
     from homelink.mis.generate import generate_ctf
     from homelink.mis.phones import for_display
     from homelink.mis.services import import_file
     from homelink.register.models import Adult, Link
     from homelink.schools.models import School
+    from homelink.staff.testing import staff_directly
 
     call_command("migrate", verbosity=0)
     school = School.objects.create(urn=URN, name="Bench Academy", la_code="838", estab="4512")

@@ -30,7 +30,7 @@ from django.urls import reverse
 from django_otp.admin import OTPAdminSite
 from django_otp.models import Device
 
-from homelink.console import otp
+from homelink.staff import otp
 
 #: Field names a changelist may never be filtered on: a filter is an oracle (``?key__startswith=a``
 #: answers whether a secret starts with "a"), so a secret that is never shown could still be read

@@ -4,10 +4,9 @@ from django.apps import AppConfig
 
 
 class ConsoleConfig(AppConfig):
+    """The school office's pages: views, forms, templates and URL maps over the domain apps
+    (staff identity and the second factor are in homelink.staff)."""
+
     name = "homelink.console"
     label = "console"
     verbose_name = "staff console"
-
-    def ready(self) -> None:
-        # The session clock starts at the login itself, not at the first console page seen.
-        from homelink.console import signals  # noqa: F401

@@ -1,78 +1,37 @@
-"""The console's forms: thin, each naming what the service it feeds needs."""
+"""What every console form shares."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
-from homelink.console.selectors import MemberFilters
-from homelink.register.models import Member
 
+class AccessibleForm(forms.Form):
+    """Ties each field's help text and errors to its input (``aria-describedby``), and marks
+    an input in error ``aria-invalid``, for the console's field template."""
 
-class MemberFilterForm(forms.Form):
-    q = forms.CharField(label="Name, email, mobile or MIS id", required=False, max_length=100)
-    year = forms.ChoiceField(label="Year", required=False)
-    reg_group = forms.ChoiceField(label="Registration group", required=False)
-    kind = forms.ChoiceField(
-        label="Kind",
-        required=False,
-        choices=[("", "Everyone"), *Member.Kind.choices],
-    )
-    role = forms.ChoiceField(
-        label="Role", required=False, choices=[("", "Any"), *Member.Role.choices]
-    )
-    status = forms.ChoiceField(
-        label="On roll",
-        required=False,
-        choices=[("current", "Current"), ("left", "Left"), ("all", "Current and left")],
-    )
-    reachable = forms.ChoiceField(
-        label="Reachable",
-        required=False,
-        choices=[("", "Either"), ("yes", "Reachable"), ("no", "Not reachable")],
-    )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._describe()
 
-    def __init__(
-        self, *args: object, years: list[str], reg_groups: list[str], **kwargs: object
-    ) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["year"].choices = [("", "Any"), *((y, y) for y in years)]  # type: ignore[attr-defined]
-        self.fields["reg_group"].choices = [("", "Any"), *((g, g) for g in reg_groups)]  # type: ignore[attr-defined]
+    def full_clean(self) -> None:
+        super().full_clean()
+        self._describe()
 
-    def filters(self) -> MemberFilters:
-        """The filters as given; a value that is not one of the choices is ignored, not an
-        error, so an old bookmark still opens the list."""
-        if self.is_valid():
-            data = self.cleaned_data
-        else:
-            data = {k: v for k, v in self.cleaned_data.items() if k not in self.errors}
-        return MemberFilters(
-            q=data.get("q", "") or "",
-            year=data.get("year", "") or "",
-            reg_group=data.get("reg_group", "") or "",
-            kind=data.get("kind", "") or "",
-            role=data.get("role", "") or "",
-            status=data.get("status", "") or "current",
-            reachable=data.get("reachable", "") or "",
-        )
-
-
-class PrimeForm(forms.Form):
-    prime = forms.TypedChoiceField(
-        choices=[("1", "prime"), ("0", "not prime")], coerce=lambda v: v == "1"
-    )
-
-
-class OptOutForm(forms.Form):
-    opted_out = forms.TypedChoiceField(
-        choices=[("1", "opt out"), ("0", "opt back in")], coerce=lambda v: v == "1"
-    )
-    asked = forms.BooleanField(
-        label="The person asked for this themselves",
-        error_messages={
-            "required": "Record an opt-out (or undo one) only when the person asked for it."
-        },
-    )
-
-
-class DecisionForm(forms.Form):
-    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("refuse", "Refuse")])
+    def _describe(self) -> None:
+        errors = getattr(self, "_errors", None) or {}
+        for name, field in self.fields.items():
+            auto_id = self[name].auto_id
+            ids = []
+            if field.help_text:
+                ids.append(f"{auto_id}_help")
+            if name in errors:
+                ids.append(f"{auto_id}_error")
+                field.widget.attrs["aria-invalid"] = "true"
+            else:
+                field.widget.attrs.pop("aria-invalid", None)
+            if ids:
+                field.widget.attrs["aria-describedby"] = " ".join(ids)
+            else:
+                field.widget.attrs.pop("aria-describedby", None)

@@ -17,14 +17,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed
 from django.http.response import HttpResponseBase
 
-from homelink.console.invitations import confirmed_memberships
-from homelink.console.models import Role, StaffInvitation, StaffMembership
-from homelink.console.otp import second_factor_redirect
 from homelink.messaging.models import Message, Template
 from homelink.mis.models import ImportRun
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, PendingLink
 from homelink.registration.models import SecurityCode
 from homelink.schools.models import School
+from homelink.staff.models import Role, StaffInvitation, StaffMembership
+from homelink.staff.otp import second_factor_redirect
+from homelink.staff.selectors import confirmed_memberships
 
 #: A view answers with a page, a redirect or a streamed download (a CSV).
 ViewFunc = Callable[..., HttpResponseBase]
@@ -36,7 +36,7 @@ def membership_for(user: Any, urn: str) -> StaffMembership:
 
     Only an account with a confirmed email holds a role: a membership attached to an account
     nobody proved the address of (someone who registered a future colleague's address first)
-    grants nothing, however it was made (:mod:`homelink.console.invitations`)."""
+    grants nothing, however it was made (:mod:`homelink.staff.invitations`)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         raise Http404("no such school")
     membership = (

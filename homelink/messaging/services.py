@@ -19,13 +19,13 @@ from django.db.models import F, Field
 from django.utils import timezone
 
 from homelink.audit.services import audit_record
-from homelink.console.services import Actor, actor_parts
 from homelink.messaging import merge
 from homelink.messaging.audience import Audience, AudienceError, Copy, Resolved, resolve
 from homelink.messaging.lanes import first_lane
 from homelink.messaging.models import Channel, Delivery, Message, Template
 from homelink.messaging.sms import SmsSize, sms_size
 from homelink.schools.models import School
+from homelink.staff.actor import Actor, actor_parts
 
 #: A chosen time this close to now counts as now (a form filled in over a minute boundary).
 SCHEDULE_SLACK = dt.timedelta(minutes=1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 
-from homelink.console.invitations import confirmed_memberships
 from homelink.register.models import Link, PendingLink
 from homelink.schools.models import SchoolLogo
+from homelink.staff.selectors import confirmed_memberships
 
 
 @require_safe

@@ -12,9 +12,9 @@ from django.test import Client
 
 from homelink.accounts.tests.conftest import logged_in, make_parent
 from homelink.browser_testing import PHONE, check_page, expect
-from homelink.console.models import Role, StaffMembership
-from homelink.console.testing import confirm_email_directly
 from homelink.schools.models import School
+from homelink.staff.models import Role, StaffMembership
+from homelink.staff.testing import confirm_email_directly
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -30,12 +30,12 @@ from homelink.browser_testing import (
     focus_order,
     outbox_find,
 )
-from homelink.console.tests.operators import current_code
 from homelink.mis.tests.factories import contact, pupil, run_import
 from homelink.register.models import Adult, Link, Member, Source
 from homelink.registration.linking import link_with_code
 from homelink.registration.selectors import code_lookup
 from homelink.schools.models import School
+from homelink.staff.tests.operators import current_code
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page

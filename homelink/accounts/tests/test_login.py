@@ -19,7 +19,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from homelink.accounts import services
 from homelink.accounts.tests.conftest import PASSWORD, link_path, make_parent, without_csrf
 from homelink.accounts.views import LOGIN_FAILED
-from homelink.console.models import Role, StaffMembership
 from homelink.ratelimit import devices, limiter
 from homelink.ratelimit.limiter import Budget
 from homelink.ratelimit.policies import (
@@ -30,6 +29,7 @@ from homelink.ratelimit.policies import (
     OTP_PER_ACCOUNT_IP,
 )
 from homelink.schools.models import School
+from homelink.staff.models import Role, StaffMembership
 
 pytestmark = pytest.mark.django_db
 
@@ -390,7 +390,7 @@ def test_staff_get_into_the_console_during_an_attack(
 def test_school_staff_land_on_their_console_after_signing_in(
     client: Client, school: School
 ) -> None:
-    from homelink.console.models import Role, StaffMembership
+    from homelink.staff.models import Role, StaffMembership
 
     user = User.objects.create_user(
         username="office@example.org",

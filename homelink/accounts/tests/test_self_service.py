@@ -247,7 +247,7 @@ def test_a_schools_only_administrator_cannot_delete_their_account_and_leave_it_w
     from django.contrib.auth.models import User
 
     from homelink.accounts.services import AccountError, account_delete
-    from homelink.console.models import Role, StaffMembership
+    from homelink.staff.models import Role, StaffMembership
 
     user = User.objects.create_user(username="office@example.org", email="office@example.org")
     StaffMembership.objects.create(user=user, school=school, role=Role.ADMINISTRATOR)

@@ -10,9 +10,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from homelink.console.invitations import staff_invite
-from homelink.console.models import Role, StaffInvitation, StaffMembership
-from homelink.console.testing import confirm_email_directly
 from homelink.messaging.audience import Audience
 from homelink.messaging.models import Delivery, InboundSms, Message, Template
 from homelink.mis.models import ImportRun
@@ -22,6 +19,9 @@ from homelink.register.services import adult_create, link_add
 from homelink.registration.models import SecurityCode
 from homelink.registration.services import codes_issue
 from homelink.schools.models import School
+from homelink.staff.invitations import staff_invite
+from homelink.staff.models import Role, StaffInvitation, StaffMembership
+from homelink.staff.testing import confirm_email_directly
 
 
 @pytest.fixture(autouse=True)

@@ -24,15 +24,15 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from homelink.audit.models import AuditEvent
-from homelink.console import otp
 from homelink.console.tests.conftest import World, make_user
-from homelink.console.tests.operators import (
+from homelink.messaging.models import GatewayHealth, InboundSms, OutboxMessage, SmsBlock
+from homelink.staff import otp
+from homelink.staff.tests.operators import (
     current_code,
     make_operator,
     verified_operator,
     verified_session,
 )
-from homelink.messaging.models import GatewayHealth, InboundSms, OutboxMessage, SmsBlock
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +126,7 @@ def test_the_admin_is_the_second_factor_site():
     assert admin.site.name == "admin"
     # Every app's registrations are on it, the device's with the secret-free admin.
     labels = {model._meta.label for model in admin.site._registry}
-    assert {"schools.School", "register.Member", "console.StaffMembership"} <= labels
+    assert {"schools.School", "register.Member", "staff.StaffMembership"} <= labels
     assert isinstance(admin.site._registry[TOTPDevice], SecretFreeDeviceAdmin)
 
 
@@ -155,7 +155,7 @@ def test_no_changelist_can_be_filtered_on_a_secret(admin_a: Any) -> None:
         (devices, f"key__startswith={device.key[:2]}"),
         (devices, f"user__password__startswith={admin_a.password[:4]}"),
         (users, f"password__startswith={admin_a.password[:4]}"),
-        (reverse("admin:console_staffinvitation_changelist"), "token_hash__startswith=a"),
+        (reverse("admin:staff_staffinvitation_changelist"), "token_hash__startswith=a"),
     ):
         assert client.get(f"{url}?{lookup}").status_code == 400, lookup
     assert client.get(f"{devices}?confirmed__exact=1").status_code == 200

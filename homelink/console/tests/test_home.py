@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.urls import reverse
 
-from homelink.console.models import Role
 from homelink.console.tests.conftest import member_of
+from homelink.staff.models import Role
 
 
 def test_one_school_goes_straight_to_it(client, school, admin_a):

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from homelink.audit.models import AuditEvent
-from homelink.console.tasks import _Progress, run_console_import, school_folder
+from homelink.console.imports.tasks import _Progress, run_console_import, school_folder
 from homelink.mis.models import ImportRun
 from homelink.mis.tests.factories import pupil, run_import
 from homelink.register.models import Member

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from homelink.console.views import PAGE_SIZE
+from homelink.console.members.views import PAGE_SIZE
 from homelink.mis.tests.factories import contact, pupil, run_import, staff
 from homelink.register.models import Member
 
@@ -143,8 +143,8 @@ def test_search_terms_stay_out_of_every_url(client, school, admin_a, url):
 
 
 def test_a_viewer_may_search(client, school, url):
-    from homelink.console.models import Role
     from homelink.console.tests.conftest import make_user, member_of
+    from homelink.staff.models import Role
 
     run_import(school, students(1, 3))
     viewer = make_user("viewer@search.example")

@@ -19,9 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from homelink.audit.models import AuditEvent
+from homelink.console.messages.views import marked
 from homelink.console.tests.compose import draft, new_url, preview, send, send_url, token_of
 from homelink.console.tests.conftest import make_user, member_of
-from homelink.console.views_messages import marked
 from homelink.messaging.models import Delivery, Message, Template
 from homelink.register.models import Member
 from homelink.schools.models import School
@@ -426,7 +426,7 @@ def test_console_posts_stay_out_of_error_reports(
     of a form, to the operators."""
     from django.views.debug import SafeExceptionReporterFilter
 
-    from homelink.console.views_messages import message_new
+    from homelink.console.messages.views import message_new
 
     request = rf.post(
         f"/console/{school.urn}/messages/new/",

@@ -25,8 +25,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 import homelink.urls
 from homelink.audit.models import AuditEvent
-from homelink.console import otp, permissions
-from homelink.console.models import Role, StaffMembership
+from homelink.console import permissions
 from homelink.console.tests.conftest import make_user, member_of
 from homelink.ratelimit import devices, limiter
 from homelink.ratelimit.limiter import Budget
@@ -37,13 +36,15 @@ from homelink.ratelimit.policies import (
     OTP_PER_IP,
 )
 from homelink.schools.models import School
+from homelink.staff import otp
+from homelink.staff.models import Role, StaffMembership
 
-# Until homelink/urls.py mounts homelink.console.urls_otp, these tests mount it themselves.
+# Until homelink/urls.py mounts homelink.console.otp.urls, these tests mount it themselves.
 if any(getattr(p, "namespace", None) == "console_otp" for p in homelink.urls.urlpatterns):
     urlpatterns = homelink.urls.urlpatterns
 else:
     urlpatterns = [
-        path("console/otp/", include("homelink.console.urls_otp")),
+        path("console/otp/", include("homelink.console.otp.urls")),
         *homelink.urls.urlpatterns,
     ]
 

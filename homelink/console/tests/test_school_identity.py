@@ -15,7 +15,6 @@ from pypdf import PdfReader
 
 from homelink.accounts.tests.conftest import logged_in, make_parent
 from homelink.audit.models import AuditEvent
-from homelink.console.models import Role
 from homelink.console.tests.conftest import make_user, member_of
 from homelink.messaging.audience import Audience
 from homelink.messaging.dispatch import drain
@@ -26,6 +25,7 @@ from homelink.registration.letters import letters_issue
 from homelink.registration.tests.factories import letter
 from homelink.schools.logos import LOGO_MAX_BYTES, PNG_SIGNATURE
 from homelink.schools.models import School, SchoolLogo
+from homelink.staff.models import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -16,12 +16,12 @@ from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from homelink.audit.models import AuditEvent
-from homelink.console.models import Role, StaffInvitation, StaffMembership
 from homelink.console.permissions import URL_PARAMETERS
 from homelink.console.tests.conftest import World, make_user, member_of
 from homelink.messaging.models import Delivery, InboundSms, Message, SmsBlock, Template
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, PendingLink
 from homelink.schools.models import School
+from homelink.staff.models import Role, StaffInvitation, StaffMembership
 
 #: Pages that are not about one school (the list of the user's schools).
 NOT_SCHOOL_PAGES = {"home"}

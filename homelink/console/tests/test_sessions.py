@@ -6,8 +6,8 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from homelink.console.middleware import LAST_SEEN_KEY, LOGIN_AT_KEY, now_stamp
 from homelink.console.tests.conftest import make_user
+from homelink.staff.middleware import LAST_SEEN_KEY, LOGIN_AT_KEY, now_stamp
 
 MINUTE = 60
 HOUR = 60 * MINUTE

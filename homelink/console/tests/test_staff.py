@@ -15,10 +15,10 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from homelink.audit.models import AuditEvent
-from homelink.console.models import Role, StaffInvitation, StaffMembership
-from homelink.console.services import staff_remove, staff_set_role
 from homelink.console.tests.conftest import make_user, member_of
 from homelink.schools.models import School
+from homelink.staff.models import Role, StaffInvitation, StaffMembership
+from homelink.staff.services import staff_remove, staff_set_role
 
 GOOD = "plum-orchard-velvet-42"
 

@@ -8,9 +8,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from homelink.console.tests.operators import verified_operator
 from homelink.mis.tests.factories import contact, pupil, run_import
 from homelink.schools.models import School
+from homelink.staff.tests.operators import verified_operator
 
 pytestmark = pytest.mark.django_db
 

@@ -15,13 +15,13 @@ from django.core.management.base import CommandError
 from pypdf import PdfReader
 
 from homelink.accounts.services import account_register
-from homelink.console.models import StaffMembership
 from homelink.messaging.audience import Audience, resolve
 from homelink.messaging.selectors import audience_choices
 from homelink.register.models import Adult, Link, Member
 from homelink.schools.management.commands import demo
 from homelink.schools.management.commands.demo import ADMIN_USERNAME
 from homelink.schools.models import School
+from homelink.staff.models import StaffMembership
 
 pytestmark = pytest.mark.django_db
 

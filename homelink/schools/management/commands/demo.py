@@ -260,8 +260,8 @@ class Command(BaseCommand):
         self.stdout.write("  (shown only now: note it down)")
 
     def _office(self, school: School) -> None:
-        from homelink.console.models import Role
-        from homelink.console.testing import staff_directly
+        from homelink.staff.models import Role
+        from homelink.staff.testing import staff_directly
 
         user = get_user_model().objects.get(username=ADMIN_USERNAME)
         if user.email != ADMIN_USERNAME:
