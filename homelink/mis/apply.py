@@ -16,7 +16,7 @@ from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from homelink.mis.rules import ADULT_CREATE, MEMBER_CREATE, Plan, Ref
+from homelink.mis.plan import ADULT_CREATE, MEMBER_CREATE, Plan, Ref
 from homelink.register.models import Adult, Link, Member, Source
 from homelink.schools.models import School
 

@@ -12,6 +12,11 @@ invalid mobile before the real one, spaced and padded text, the odd court order.
 A CTF carries no registration groups (mis-formats.md §1): a school that wants them imports a
 members CSV keyed by UPN as well. ``groups_out`` writes that CSV for the same pupils, so the demo
 school has registration groups and group messaging can be tried.
+
+``name_pool`` draws every name from a small pool (25 forenames x 40 surnames is what a trust- or
+LA-wide export looks like, with hundreds of "Olivia Smith"s): the load on identifying an adult
+across siblings (product.md, import rule 7), where a name is shared by many adults who are not
+the same person. Each adult still has an email and a mobile of their own.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import math
 import os
 import random
@@ -32,7 +38,7 @@ from xml.sax.saxutils import escape
 
 from homelink.mis.formats.ctf import upn_check_letter
 
-__all__ = ["GROUPS_CSV_HEADER", "GeneratedStats", "generate_ctf"]
+__all__ = ["GROUPS_CSV_HEADER", "MAX_NAME_POOL", "GeneratedStats", "NamePool", "generate_ctf"]
 
 ACADEMIC_YEAR = 2024
 YEARS = ("R", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11")
@@ -336,6 +342,48 @@ _MOBILE_FORMAT_WEIGHTS = (30, 35, 15, 8, 5, 4, 3)
 
 
 @dataclass(frozen=True, slots=True)
+class NamePool:
+    """The names a generated file draws from: every forename (pupils' and adults', women's
+    and men's) and every surname."""
+
+    girls: tuple[str, ...]
+    boys: tuple[str, ...]
+    surnames: tuple[str, ...]
+
+    @classmethod
+    def full(cls) -> NamePool:
+        return cls(_GIRLS, _BOYS, _SURNAMES)
+
+    @classmethod
+    def small(cls, forenames: int, surnames: int) -> NamePool:
+        """The first ``forenames`` forenames, women's and men's in turn (a pool of one gives
+        everyone the same forename), and the first ``surnames`` surnames."""
+        most_forenames, most_surnames = MAX_NAME_POOL
+        if not 1 <= forenames <= most_forenames:
+            raise ValueError(f"the name pool needs 1 to {most_forenames} forenames")
+        if not 1 <= surnames <= most_surnames:
+            raise ValueError(f"the name pool needs 1 to {most_surnames} surnames")
+        taken = [
+            name
+            for pair in itertools.zip_longest(_GIRLS, _BOYS)
+            for name in pair
+            if name is not None
+        ][:forenames]
+        girls, boys = tuple(taken[0::2]), tuple(taken[1::2])
+        return cls(girls, boys or girls, _SURNAMES[:surnames])
+
+    def forename(self, rng: random.Random, gender: str) -> str:
+        return rng.choice(self.girls if gender == "F" else self.boys)
+
+    def surname(self, rng: random.Random) -> str:
+        return rng.choice(self.surnames)
+
+
+#: The largest pool ``NamePool.small`` makes: (forenames, surnames).
+MAX_NAME_POOL = (len(_GIRLS) + len(_BOYS), len(_SURNAMES))
+
+
+@dataclass(frozen=True, slots=True)
 class GeneratedStats:
     pupils: int
     #: Contact entries written, one per contact under each pupil.
@@ -434,8 +482,10 @@ class _Writer:
         school_name: str,
         qualifier: str,
         version: str,
+        names: NamePool,
     ) -> None:
         self.rng = rng
+        self.names = names
         self.urn = urn
         self.la = la
         self.estab = estab
@@ -513,7 +563,7 @@ class _Writer:
     ) -> _Adult:
         rng = self.rng
         self.adults += 1
-        forename = rng.choice(_GIRLS if gender == "F" else _BOYS)
+        forename = self.names.forename(rng, gender)
         if gender == "F":
             title = rng.choices(("Mrs", "Ms", "Miss", "Dr"), (55, 30, 12, 3))[0]
         else:
@@ -549,7 +599,7 @@ class _Writer:
     def family(self) -> _Family:
         rng = self.rng
         self.families += 1
-        surname = rng.choice(_SURNAMES)
+        surname = self.names.surname(rng)
         family = _Family(
             number=self.families,
             surname=surname,
@@ -570,7 +620,7 @@ class _Writer:
                     gender=gender,
                     relationship=code,
                     responsibility=True,
-                    surname=rng.choice(_SURNAMES) if other else surname,
+                    surname=self.names.surname(rng) if other else surname,
                 )
             )
         for _ in range(count - len(family.adults)):
@@ -583,7 +633,7 @@ class _Writer:
                     gender=rng.choice("MF"),
                     relationship=relationship,
                     responsibility=False,
-                    surname=surname if rng.random() < 0.5 else rng.choice(_SURNAMES),
+                    surname=surname if rng.random() < 0.5 else self.names.surname(rng),
                     older=True,
                 )
             )
@@ -640,7 +690,7 @@ class _Writer:
             f"<PreferredForename>{escape(preferred)}</PreferredForename>\n"
         )
         if rng.random() < 0.6:
-            middle = rng.choice(_GIRLS if pupil.gender == "F" else _BOYS)
+            middle = self.names.forename(rng, pupil.gender)
             parts.append(f"<MiddleNames>{escape(middle)}</MiddleNames>\n")
         parts.append(
             f"<NCyearActual>{nc_year}</NCyearActual>\n"
@@ -856,13 +906,15 @@ def generate_ctf(
     qualifier: str = "full",
     version: str = "19.0",
     groups_out: Path | BinaryIO | None = None,
+    name_pool: tuple[int, int] | None = None,
 ) -> GeneratedStats:
     """Write a school's own CTF export of ``pupils`` fictional pupils to ``out``.
 
     The same arguments always give the same bytes. ``version`` 25 or later writes <Sex> where
     older versions write <Gender>. Raises ValueError for an impossible school identity.
     With ``groups_out``, also writes a members CSV of the same pupils' registration groups
-    (the CTF's bytes are the same either way).
+    (the CTF's bytes are the same either way). ``name_pool`` (forenames, surnames) draws every
+    name from that many of each (see :class:`NamePool`) instead of the full lists.
     """
     if pupils < 0:
         raise ValueError("pupils must be 0 or more")
@@ -874,6 +926,7 @@ def generate_ctf(
         raise ValueError(f"establishment number {estab!r} is not 4 digits")
     if qualifier not in ("full", "partial"):
         raise ValueError("qualifier must be full or partial")
+    names = NamePool.full() if name_pool is None else NamePool.small(*name_pool)
 
     rng = random.Random(seed)
     writer = _Writer(
@@ -884,6 +937,7 @@ def generate_ctf(
         school_name=school_name,
         qualifier=qualifier,
         version=version,
+        names=names,
     )
     stream, owned = _open_out(out)
     size = 0
@@ -918,7 +972,7 @@ def generate_ctf(
                     _Pupil(
                         serial=made,
                         family=family,
-                        forename=rng.choice(_GIRLS if gender == "F" else _BOYS),
+                        forename=names.forename(rng, gender),
                         surname=family.surname,
                         gender=gender,
                         year=year,

@@ -4,8 +4,8 @@ it, the preview's reasons, and the names of the fields it changes.
 The importer records short codes (``not_mobile``, ``priority1_tie``…) on each ImportRun, which
 keeps the stored runs compact and stable; no page shows a code. The console's dashboard, the
 import run page (preview and applied) and ``homelink import`` all read this one mapping, so a
-kind of issue added to the rules without a title here fails
-``console/tests/test_office_words.py``.
+kind of issue added to the rules without a title here fails ``mis/tests/test_issue_codes.py``
+(and ``console/tests/test_office_words.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ class IssueKind:
     advice: str
 
 
-#: Every kind of data issue: those an import records (``mis/rules.py``) and the lists the
-#: dashboard works out from the register (``console/selectors.py``).
+#: Every kind of data issue: those an import records (the rules' modules, ``mis/identity.py``,
+#: ``mis/planning.py`` and ``mis/apply.py``) and the lists the dashboard works out from the
+#: register (``console/selectors.py``).
 ISSUE_KINDS: dict[str, IssueKind] = {
     # --- recorded by an import -----------------------------------------------------------------
     "not_mobile": IssueKind(

@@ -45,6 +45,11 @@ class PhoneRecord:
     number: str
 
 
+#: The largest contact priority (CTF <Order>) a link stores: a file's larger or negative order is
+#: no priority, noted like one that is not a number.
+MAX_PRIORITY = 2_147_483_647
+
+
 @dataclass(frozen=True, slots=True)
 class ContactRecord:
     """An adult linked to a student, as one file states it for that student."""

@@ -17,9 +17,11 @@ from django.utils import timezone
 
 from homelink.audit.services import audit_record
 from homelink.mis.apply import apply_plan
+from homelink.mis.guards import ImportOptions, ImportRefused, LeaverGuardStop
 from homelink.mis.models import ImportRun
+from homelink.mis.plan import Plan
 from homelink.mis.records import Format, MisFormatError, ParsedFile
-from homelink.mis.rules import ImportOptions, ImportRefused, LeaverGuardStop, Plan, build_plan
+from homelink.mis.rules import build_plan
 from homelink.register.models import Adult, Link, Member
 from homelink.schools.models import School
 

@@ -143,7 +143,8 @@ class Link(models.Model):
     )
     adult = models.ForeignKey(Adult, on_delete=models.CASCADE, related_name="links")
     source = models.CharField(max_length=8, choices=Source.choices)
-    priority = models.PositiveSmallIntegerField(null=True, blank=True)
+    #: The MIS's order for the contact (CTF <Order>): 0 to 2,147,483,647 (mis.records.MAX_PRIORITY).
+    priority = models.PositiveIntegerField(null=True, blank=True)
     prime = models.BooleanField(default=False)
     #: Who made this link prime (or not): an import never changes a prime set by staff or by a
     #: registration (rule 5). "" while the prime status follows the file.

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import IO
 
 from homelink.mis.records import (
+    MAX_PRIORITY,
     ContactRecord,
     FileHeader,
     Format,
@@ -501,7 +502,13 @@ def _flag(raw: str, what: str, where: str, notes: list[str]) -> bool:
 def _priority(raw: str, where: str, notes: list[str]) -> int | None:
     match = re.fullmatch(r"(\d+)(?:\.0+)?", raw)
     if match:
-        return int(match.group(1))
+        priority = int(match.group(1))
+        if priority <= MAX_PRIORITY:
+            return priority
+        notes.append(
+            f"{where}: contact priority {raw} is out of range (0 to {MAX_PRIORITY:,}): no priority"
+        )
+        return None
     notes.append(
         f"{where}: contact priority {raw!r} is not a whole number: no priority"
         if raw

@@ -23,6 +23,7 @@ from typing import IO, Any, BinaryIO
 from lxml import etree
 
 from homelink.mis.records import (
+    MAX_PRIORITY,
     ContactRecord,
     FileHeader,
     Format,
@@ -553,6 +554,11 @@ class _Reader:
             self.notes.append(f"{where} has no <Order>: it has no priority")
         elif _WHOLE_NUMBER.fullmatch(order):
             priority = int(order)
+            if not 0 <= priority <= MAX_PRIORITY:
+                self.notes.append(
+                    f"{where}: <Order> {order} is out of range (0 to {MAX_PRIORITY:,}): no priority"
+                )
+                priority = None
         else:
             self.notes.append(f"{where}: <Order> '{order}' is not a whole number: no priority")
 

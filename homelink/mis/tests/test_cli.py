@@ -40,6 +40,35 @@ def export(urn: str) -> dict:
     return json.loads(homelink("export", "--school", urn, "--json"))
 
 
+def test_a_ctf_order_above_a_small_integer_is_imported(school: School, tmp_path: Path) -> None:
+    # <Order> is the link's priority: 40,000 overflowed PostgreSQL's smallint. Any whole number
+    # up to 2,147,483,647 is kept; a negative or larger one is no priority (noted), like junk.
+    school.import_lower_priority = True
+    school.save()
+    text = TRANSFER.read_text(encoding="utf-8")
+    for old, new in (
+        ("<Order>3</Order>", "<Order>2147483647</Order>"),  # Dennis
+        ("<Order>4</Order>", "<Order>40000</Order>"),  # Brenda
+        ("<Order>2</Order>", "<Order>99999999999</Order>"),  # Gareth
+        ("<Order>3</Order>", "<Order>-3</Order>"),  # Irene, under the second pupil
+    ):
+        assert old in text
+        text = text.replace(old, new, 1)
+    path = tmp_path / "orders.xml"
+    path.write_text(text, encoding="utf-8")
+    summary = json.loads(homelink("import", "--school", school.urn, str(path), "--json"))
+    assert summary["status"] == "applied"
+    priorities = dict(Link.objects.filter(school=school).values_list("adult__forename", "priority"))
+    assert priorities["Brenda"] == 40000
+    assert priorities["Dennis"] == 2_147_483_647
+    assert priorities["Gareth"] is None
+    assert priorities["Irene"] is None
+    assert priorities["Kerry"] == 1
+    notes = "\n".join(summary["notes"])
+    assert "<Order> 99999999999 is out of range (0 to 2,147,483,647): no priority" in notes
+    assert "<Order> -3 is out of range" in notes
+
+
 def test_school_add_and_set(db: None) -> None:
     homelink(
         "school",

@@ -155,6 +155,25 @@ def test_contacts_preset_groups_unsorted_rows() -> None:
     assert parsed.notes == ["line 6: contact priority 'two' is not a whole number: no priority"]
 
 
+def test_a_contact_priority_out_of_a_links_range_is_no_priority(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "UPN,Forename,Surname,Priority,Contact Forename,Contact Surname\n"
+        "A1,Ann,Lee,40000,Ria,Lee\n"
+        "A1,Ann,Lee,2147483648,Raj,Lee\n",
+    )
+    parsed = open_csv(path)
+    (ann,) = parsed.members
+    assert [(c.forename, c.priority) for c in ann.contacts or ()] == [
+        ("Ria", 40000),
+        ("Raj", None),
+    ]
+    assert (
+        "line 3: contact priority 2147483648 is out of range (0 to 2,147,483,647): no priority"
+        in parsed.notes
+    )
+
+
 def test_contacts_optional_columns(tmp_path: Path) -> None:
     path = _write(
         tmp_path,

@@ -666,6 +666,33 @@ def test_order_quirks_sort_ties_in_file_order_and_unordered_last() -> None:
     ]
 
 
+def test_an_order_out_of_a_links_range_is_no_priority() -> None:
+    def contact(name: str, order: str) -> str:
+        return (
+            f"<Contact><Order>{order}</Order><Forename>{name}</Forename>"
+            "<Surname>Test</Surname></Contact>"
+        )
+
+    contacts = (
+        contact("Big", "40000")
+        + contact("Most", "2147483647")
+        + contact("Huge", "2147483648")
+        + contact("Negative", "-1")
+    )
+    parsed, (member,) = parse_bytes(ctf(pupil(contacts)))
+    assert [(c.forename, c.priority) for c in member.contacts or ()] == [
+        ("Big", 40000),
+        ("Most", 2_147_483_647),
+        ("Huge", None),
+        ("Negative", None),
+    ]
+    where = f"Pupil 1 (UPN {GOOD_UPN})"
+    assert parsed.notes == [
+        f"{where}, Contact 3: <Order> 2147483648 is out of range (0 to 2,147,483,647): no priority",
+        f"{where}, Contact 4: <Order> -1 is out of range (0 to 2,147,483,647): no priority",
+    ]
+
+
 def test_wrong_or_odd_upn_is_noted_not_rejected() -> None:
     wrong = ("B" if GOOD_UPN[0] != "B" else "C") + GOOD_UPN[1:]
     parsed, members = parse_bytes(ctf(pupil(upn=wrong) + pupil(upn="12345")))

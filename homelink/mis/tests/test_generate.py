@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 
 from homelink.mis.formats.csv_mapped import open_csv
 from homelink.mis.formats.ctf import open_ctf
-from homelink.mis.generate import GeneratedStats, generate_ctf
+from homelink.mis.generate import MAX_NAME_POOL, GeneratedStats, NamePool, generate_ctf
 from homelink.mis.phones import PhoneKind, classify, is_fictional, pick_mobile
 from homelink.mis.records import ContactRecord, MemberRecord, ParsedFile
 
@@ -348,3 +348,57 @@ def test_command_writes_the_groups_when_asked(tmp_path: Path) -> None:
     )
     assert "registration groups to" in stdout.getvalue()
     assert (tmp_path / "g.csv").read_text().startswith("UPN,Forename,Surname,Registration group")
+
+
+def test_a_name_pool_draws_every_name_from_it_and_keeps_adults_apart() -> None:
+    # A trust-wide export: few names, each shared by many adults who are not the same person.
+    data, stats = generate(400, seed=2, name_pool=(3, 2))
+    _, members = parse(data)
+    contacts = [c for m in members for c in m.contacts or ()]
+    pool = NamePool.small(3, 2)
+    assert (
+        {c.forename for c in contacts}
+        <= {*pool.girls, *pool.boys}
+        == {
+            "Olivia",
+            "Muhammad",
+            "Amelia",
+        }
+    )
+    assert {c.surname for c in contacts} | {m.surname for m in members} == {"Smith", "Jones"}
+    assert len({(c.forename, c.surname) for c in contacts}) <= 6
+    # Each mobile and email still belongs to one adult: the names are shared, the people not.
+    owners: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for contact in contacts:
+        for key in (pick_mobile(contact.phones).mobile, contact.email):
+            if key:
+                owners[key].add((contact.forename, contact.surname))
+    assert all(len(names) == 1 for names in owners.values())
+    assert len(owners) > stats.adults
+    # The full lists are the default, and give the same bytes as before there was a pool.
+    assert generate(50, seed=2)[0] == generate(50, seed=2, name_pool=None)[0]
+    assert generate(50, seed=2)[0] != generate(50, seed=2, name_pool=(3, 2))[0]
+
+
+@pytest.mark.parametrize("pool", [(0, 5), (5, 0), (MAX_NAME_POOL[0] + 1, 5)])
+def test_an_impossible_name_pool_is_refused(pool: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match="name pool"):
+        generate_ctf(io.BytesIO(), pupils=1, name_pool=pool)
+
+
+def test_a_pool_of_one_forename_gives_everyone_that_forename() -> None:
+    data, _ = generate(20, seed=1, name_pool=(1, 1))
+    _, members = parse(data)
+    assert {m.forename for m in members} == {"Olivia"}
+    assert {c.forename for m in members for c in m.contacts or ()} == {"Olivia"}
+
+
+def test_command_writes_a_name_pool_file(tmp_path: Path) -> None:
+    path = tmp_path / "pool.xml"
+    stdout = StringIO()
+    call_command("generate_ctf", "--pupils", "30", "--name-pool", "25x40", str(path), stdout=stdout)
+    assert path.read_bytes() == generate(30, name_pool=(25, 40))[0]
+    assert "Names from a pool of 25 forenames x 40 surnames." in stdout.getvalue()
+    for bad in ("25", "25x", "0x40", f"25x{MAX_NAME_POOL[1] + 1}"):
+        with pytest.raises(CommandError, match="name-pool"):
+            call_command("generate_ctf", "--pupils", "1", "--name-pool", bad, str(path))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from homelink.mis.guards import ImportRefused, LeaverGuardStop
 from homelink.mis.models import ImportRun
 from homelink.mis.records import FileHeader, Format, MemberRecord, ParsedFile, PhoneRecord
-from homelink.mis.rules import ImportRefused, LeaverGuardStop
 from homelink.mis.services import ImportBusy, import_parsed
 from homelink.mis.tests.factories import adult, contact, links_of, own_ctf, pupil, run_import, staff
 from homelink.register.models import Adult, Link, Member, Source
@@ -372,6 +372,87 @@ def test_rule7_ambiguous_matches_are_shown_not_guessed(school: School) -> None:
         "adult skip: ambiguous: several adults of this student have this name"
         in outcome.summary["reasons"]
     )
+
+
+def test_rule7_a_placeholder_email_shared_by_many_merges_only_the_same_name(
+    school: School,
+) -> None:
+    # Offices type one address for every contact without one: it is shared by adults who are
+    # not the same person, and only the same name with it is the same adult.
+    school.import_lower_priority = True
+    school.save()
+    none = "none@example.org"
+    records = [
+        family(
+            f"A1000000001{i:02}",
+            contact(1, f"Parent{i}", "Placeholder", email=none, mobile=f"07700 9001{i:02}"),
+        )
+        for i in range(12)
+    ]
+    # A sibling of the fourth, the MIS giving only the placeholder, and a new name with it.
+    records.append(family("A100000000200", contact(1, "Parent3", "Placeholder", email=none)))
+    records.append(family("A100000000201", contact(1, "Newcomer", "Placeholder", email=none)))
+    run_import(school, records)
+    assert Adult.objects.filter(email=none).count() == 13
+    parent3 = Adult.objects.get(forename="Parent3")
+    assert sorted(parent3.links.values_list("student__mis_id", flat=True)) == [
+        "A100000000103",
+        "A100000000200",
+    ]
+
+    # Next year: the same file, and a sibling each for two of them: still one adult a name.
+    records.append(
+        family("A100000000202", contact(1, "Parent7", "Placeholder", email=none, mobile=""))
+    )
+    records.append(family("A100000000203", contact(1, "Parent8", "Placeholder", email=none)))
+    outcome = run_import(school, records)
+    assert outcome.summary["adults"]["created"] == 0
+    assert Adult.objects.filter(email=none).count() == 13
+    assert Adult.objects.get(forename="Parent7").links.count() == 2
+
+
+def test_rule7_an_adult_is_known_by_what_the_first_student_in_the_file_says(
+    school: School,
+) -> None:
+    # The register already has an Ann Lee, so the students listing a new one wait for the end of
+    # the file; a later sibling meanwhile makes Bob Ray from what it says. When the first
+    # student says other details for Bob, Bob is known by those (the first student wins), and a
+    # later contact sharing only what the sibling said is another Bob Ray.
+    school.import_lower_priority = True
+    school.save()
+    run_import(school, [family("A100000000009", contact(1, "Ann", "Lee", email="ann@example.org"))])
+    records = [
+        family("A100000000009", contact(1, "Ann", "Lee", email="ann@example.org")),
+        family(
+            "A100000000001",
+            contact(1, "Ann", "Lee", email="ann1@example.org"),
+            contact(2, "Bob", "Ray", email="bob@example.org", mobile="07700 900011"),
+        ),
+        family(
+            "A100000000002",
+            contact(1, "Bob", "Ray", email="bob@example.org", mobile="07700 900022"),
+        ),
+        family(
+            "A100000000003",
+            contact(1, "Ann", "Lee", email="ann3@example.org"),
+            contact(2, "Bob", "Ray", mobile="07700 900022"),
+        ),
+        family(
+            "A100000000004",
+            contact(1, "Ann", "Lee", email="ann4@example.org"),
+            contact(2, "Bob", "Ray", mobile="07700 900011"),
+        ),
+    ]
+    outcome = run_import(school, records)
+    bobs = {
+        bob.mobile: sorted(bob.links.values_list("student__mis_id", flat=True))
+        for bob in Adult.objects.filter(name_key="bob ray")
+    }
+    assert bobs == {
+        "+447700900011": ["A100000000001", "A100000000002", "A100000000004"],
+        "+447700900022": ["A100000000003"],
+    }
+    assert outcome.summary["data_issues"]["conflicting_details"] == 1
 
 
 # Rule 8 -----------------------------------------------------------------------------------------

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from argparse import ArgumentParser
+import re
+from argparse import ArgumentParser, ArgumentTypeError
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from homelink.mis.generate import generate_ctf
+from homelink.mis.generate import MAX_NAME_POOL, generate_ctf
+
+
+def name_pool(text: str) -> tuple[int, int]:
+    """``25x40`` → (25, 40), within the generator's lists."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise ArgumentTypeError(f"{text!r} is not FORENAMESxSURNAMES, such as 25x40")
+    forenames, surnames = int(match[1]), int(match[2])
+    most_forenames, most_surnames = MAX_NAME_POOL
+    if not (1 <= forenames <= most_forenames and 1 <= surnames <= most_surnames):
+        raise ArgumentTypeError(
+            f"{text!r}: the pool takes 1 to {most_forenames} forenames and 1 to "
+            f"{most_surnames} surnames"
+        )
+    return forenames, surnames
 
 
 class Command(BaseCommand):
@@ -54,6 +70,17 @@ class Command(BaseCommand):
             action="store_true",
             help="Write a partial CTF: pupils only, with no contacts, phones or emails.",
         )
+        most_forenames, most_surnames = MAX_NAME_POOL
+        parser.add_argument(
+            "--name-pool",
+            type=name_pool,
+            metavar="FORENAMESxSURNAMES",
+            help="Draw every name from a small pool, such as 25x40 (1,000 names: a trust- or "
+            "LA-wide export, with hundreds of parents of the same name who are not the same "
+            "person). Each adult still has an email and a mobile of their own. Loads the "
+            "matching of adults across siblings; the import's cost should not depend on it. "
+            f"Default: the full lists ({most_forenames}x{most_surnames}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["path"]
@@ -70,6 +97,7 @@ class Command(BaseCommand):
                 school_name=options["name"],
                 qualifier="partial" if options["partial"] else "full",
                 groups_out=options["groups"],
+                name_pool=options["name_pool"],
             )
         except ValueError as err:
             raise CommandError(str(err)) from err
@@ -80,6 +108,9 @@ class Command(BaseCommand):
             f"({stats.adults:,} adults in {stats.families:,} families) to {path}: "
             f"{stats.bytes / 1_000_000:.1f} MB."
         )
+        if options["name_pool"] is not None:
+            forenames, surnames = options["name_pool"]
+            summary += f" Names from a pool of {forenames} forenames x {surnames} surnames."
         if options["groups"] is not None:
             summary += f" {stats.reg_groups} registration groups to {options['groups']}."
         if stats.mobiles_exhausted:

@@ -10,9 +10,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from homelink.mis.guards import ImportRefused, LeaverGuardStop
 from homelink.mis.issues import issue_title
 from homelink.mis.records import MisFormatError
-from homelink.mis.rules import ImportRefused, LeaverGuardStop
 from homelink.mis.services import ImportBusy, import_file
 from homelink.schools.selectors import school_by_urn_or_error
 
