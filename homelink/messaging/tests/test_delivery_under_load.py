@@ -150,8 +150,10 @@ def test_the_pace_is_shared_by_all_workers() -> None:
     # The fake itself never takes more than 2 * RATE in any second (its bucket holds a second's
     # worth), so that bound proves nothing: two workers each pacing on their own were seen at
     # 499 with only 6 refusals (each 429 holds a worker for a whole second). Sharing the pace,
-    # no second sees much more than the rate (a sender late for its slots catches up).
-    assert busiest <= RATE * 1.25
+    # no second sees much more than the rate. A worker stalled (a busy machine) sends the slots
+    # it had in hand late, together: at most about 0.375 s of the rate each, so two workers
+    # can reach 1.75 R in one second (316 was seen under load), never the 2 R of two paces.
+    assert busiest <= RATE * 1.8
     assert refused <= 20
     expected = 2_000 / RATE
     assert expected * 0.9 <= elapsed <= expected + 3
