@@ -218,10 +218,8 @@ HOMELINK_DELIVERY_CONCURRENCY = int(os.environ.get("HOMELINK_DELIVERY_CONCURRENC
 # Connections each worker keeps open to an SMS provider across the internet (Twilio, HTTP),
 # each sending one message at a time: what hides the provider's round trip.
 HOMELINK_SMS_CONNECTIONS = int(os.environ.get("HOMELINK_SMS_CONNECTIONS", "4"))
-# Messages per second the SMS provider and the email provider take from this install, shared by
-# every worker (messaging/pacing.py): the account's rate (Twilio: 1 per long code, more for short
-# codes and messaging services). 0 sends as fast as the provider answers, slowing only when it
-# says 429.
+
+
 def _rate(name: str) -> float:
     raw = os.environ.get(name, "0")
     try:
@@ -237,6 +235,10 @@ def _rate(name: str) -> float:
     return rate
 
 
+# Messages per second the SMS provider and the email provider take from this install, shared by
+# every worker (messaging/pacing.py): the account's rate (Twilio: 1 per long code, more for short
+# codes and messaging services). 0 sends as fast as the provider answers, slowing only when it
+# says 429.
 HOMELINK_SMS_RATE = _rate("HOMELINK_SMS_RATE")
 HOMELINK_EMAIL_RATE = _rate("HOMELINK_EMAIL_RATE")
 # SMS: the local outbox until a real gateway is configured: Twilio
