@@ -33,7 +33,7 @@ help:
 	@echo "make format    ruff format and ruff check --fix"
 	@echo "make migrate   apply database migrations"
 	@echo "make worker    run a background task worker"
-	@echo "make bench     run the benchmarks"
+	@echo "make bench     run the benchmarks (the load figures need wrk: apt-get install wrk)"
 	@echo "make clean     remove $(VENV) and caches (keeps var/, the local database)"
 
 $(STAMP): pyproject.toml

@@ -143,7 +143,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    # Connections are kept open between requests (docs/deployment.md): opening one costs a
+    # PostgreSQL backend process and its authentication, more than a whole parent's page.
+    # dj_database_url.parse always sets CONN_MAX_AGE (to 0), so this is assigned, not defaulted.
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", "60"))
+    # A kept connection that the server has closed (a restart, a failover) is replaced before a
+    # request uses it, instead of failing that request.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get(
         "TEST_DATABASE_NAME", "homelink_test"
     )
@@ -293,6 +299,8 @@ HOMELINK_TRUSTED_PROXIES = [
 ]
 # Security-code attempts per minute across the site before everyone is slowed (and operators told).
 HOMELINK_CODE_BUDGET_PER_MINUTE = int(os.environ.get("HOMELINK_CODE_BUDGET_PER_MINUTE", "300"))
+# Password attempts per minute across the site before everyone's are slowed (and operators told).
+HOMELINK_LOGIN_BUDGET_PER_MINUTE = int(os.environ.get("HOMELINK_LOGIN_BUDGET_PER_MINUTE", "600"))
 # Operators emailed when attempts go over the site-wide budget: "Name <email>, Name <email>".
 ADMINS = [(name, addr) for name, addr in getaddresses([os.environ.get("ADMINS", "")]) if addr]
 

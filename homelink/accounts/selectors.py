@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef
 
 from homelink.mis.phones import for_display
 from homelink.register.models import Adult, Link, PendingLink, Source
 from homelink.register.years import year_label
-from homelink.schools.models import School, SchoolLogo
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,68 +44,90 @@ class SchoolCard:
     children: list[Child] = field(default_factory=list)
 
 
-def account_children(*, user: User) -> list[Child]:
-    """The students linked to the account's adults at every school, then those waiting."""
+#: What the account page reads of a link or a waiting link, its student and its school: values,
+#: not model instances, since the page only shows them.
+_CHILD_FIELDS = (
+    "pk",
+    "student__forename",
+    "student__surname",
+    "student__year",
+    "student__reg_group",
+    "school_id",
+    "school__urn",
+    "school__name",
+    "school__office_phone",
+    "school__phone_region",
+    # The logo's key (the school's) or None: a join that reads no image.
+    "school__logo",
+)
+
+
+def account_overview(*, user: User) -> tuple[list[Child], list[SchoolCard]]:
+    """The students linked to the account's adults at every school, then those waiting; and
+    their schools by name, each with its children there (its name, office phone and logo).
+    Two queries, whatever their number: the schools come with the children's rows."""
+    cards: dict[int, SchoolCard] = {}
+    children: list[Child] = []
     links = (
         Link.objects.filter(adult__account=user)
-        .select_related("student", "school")
         .order_by("school__name", "student__surname", "student__forename", "pk")
+        .values_list("source", *_CHILD_FIELDS)
     )
-    children = [
-        Child(
-            name=f"{link.student.forename} {link.student.surname}",
-            school=link.school.name,
-            year=link.student.year,
-            reg_group=link.student.reg_group,
-            status="linked",
-            link_id=link.pk if link.source == Source.WEB else None,
-            school_id=link.school_id,
+    for source, pk, forename, surname, year, reg_group, *school in links:
+        children.append(
+            Child(
+                name=f"{forename} {surname}",
+                school=school[2],
+                year=year,
+                reg_group=reg_group,
+                status="linked",
+                link_id=pk if source == Source.WEB else None,
+                school_id=school[0],
+            )
         )
-        for link in links
-    ]
+        _card(cards, *school)
     waiting = (
         PendingLink.objects.filter(adult__account=user, status=PendingLink.Status.WAITING)
-        .select_related("student", "school")
         .order_by("created_at", "pk")
+        .values_list(*_CHILD_FIELDS)
     )
-    children += [
-        Child(
-            name=f"{pending.student.forename} {pending.student.surname}",
-            school=pending.school.name,
-            year=pending.student.year,
-            reg_group=pending.student.reg_group,
-            status="waiting",
-            school_id=pending.school_id,
+    for _, forename, surname, year, reg_group, *school in waiting:
+        children.append(
+            Child(
+                name=f"{forename} {surname}",
+                school=school[2],
+                year=year,
+                reg_group=reg_group,
+                status="waiting",
+                school_id=school[0],
+            )
         )
-        for pending in waiting
-    ]
-    return children
-
-
-def account_schools(*, children: list[Child]) -> list[SchoolCard]:
-    """The schools of ``children`` (from :func:`account_children`), by name, each with its
-    children: one query whatever their number."""
-    schools = (
-        School.objects.filter(pk__in={c.school_id for c in children if c.school_id})
-        .annotate(has_logo=Exists(SchoolLogo.objects.filter(school=OuterRef("pk"))))
-        .order_by("name", "pk")
-    )
-    cards = [
-        SchoolCard(
-            id=school.pk,
-            urn=school.urn,
-            name=school.name,
-            office_phone=school.office_phone,
-            phone_shown=for_display(school.office_phone, school.phone_region),
-            has_logo=school.has_logo,
-        )
-        for school in schools
-    ]
-    by_id = {card.id: card for card in cards}
+        _card(cards, *school)
+    # By name as people read it (the same on SQLite and PostgreSQL, whose collations differ).
+    schools = sorted(cards.values(), key=lambda card: (card.name.casefold(), card.name, card.id))
     for child in children:
-        if child.school_id in by_id:
-            by_id[child.school_id].children.append(child)
-    return cards
+        cards[child.school_id or 0].children.append(child)
+    return children, schools
+
+
+def _card(
+    cards: dict[int, SchoolCard],
+    school_id: int,
+    urn: str,
+    name: str,
+    office_phone: str,
+    region: str,
+    logo: int | None,
+) -> None:
+    if school_id not in cards:
+        cards[school_id] = SchoolCard(
+            id=school_id,
+            urn=urn,
+            name=name,
+            office_phone=office_phone,
+            phone_shown=for_display(office_phone, region),
+            has_logo=logo is not None,
+        )
 
 
 def account_link(*, user: User, link_id: int) -> Link | None:
@@ -119,20 +139,27 @@ def account_link(*, user: User, link_id: int) -> Link | None:
     )
 
 
-def account_channels(*, user: User) -> str:
-    """ "both", "email" or "sms", as the account's adults are set (the first, should they
-    differ: the preferences page sets them all alike)."""
-    adult = Adult.objects.filter(account=user).order_by("pk").first()
-    if adult is None or adult.email_off == adult.sms_off:
-        return "both"
-    return "sms" if adult.email_off else "email"
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """How the account's adults (one per school) are reached, from one query."""
+
+    #: Whether the account is any school's adult yet.
+    has_adults: bool
+    #: "both", "email" or "sms", as the adults are set (the first, should they differ: the
+    #: preferences page sets them all alike).
+    channels: str
+    #: Every adult of the account is opted out (there is at least one).
+    opted_out: bool
 
 
-def account_opted_out(*, user: User) -> bool:
-    """Opted out when every adult of the account is (there is at least one)."""
-    adults = Adult.objects.filter(account=user)
-    return adults.exists() and not adults.filter(opted_out=False).exists()
-
-
-def account_has_adults(*, user: User) -> bool:
-    return Adult.objects.filter(account=user).exists()
+def account_reach(*, user: User) -> Reach:
+    rows = list(
+        Adult.objects.filter(account=user)
+        .order_by("pk")
+        .values_list("email_off", "sms_off", "opted_out")
+    )
+    if not rows:
+        return Reach(has_adults=False, channels="both", opted_out=False)
+    email_off, sms_off, _ = rows[0]
+    channels = "both" if email_off == sms_off else "sms" if email_off else "email"
+    return Reach(has_adults=True, channels=channels, opted_out=all(opted for _, _, opted in rows))

@@ -229,8 +229,7 @@ def account_authenticate(
         LOGIN_PER_ACCOUNT_IP.reset(pair)
         # Given back, not reset: the cap keeps counting an attacker's failures, and the owner
         # signing in on a new device does not hand them a fresh twenty.
-        LOGIN_NEW_DEVICES.refund(account)
-        LOGIN_PER_IP.refund(ip)
+        limiter.refund_all((LOGIN_NEW_DEVICES, account), (LOGIN_PER_IP, ip))
     return user
 
 

@@ -43,7 +43,10 @@ def _user(request: HttpRequest) -> User:
 
 
 def _parent(request: HttpRequest) -> Parent:
-    parent, _ = Parent.objects.get_or_create(user=_user(request))
+    user = _user(request)
+    parent, _ = Parent.objects.get_or_create(user=user)
+    # The request's own user: reading the parent's address then costs no query.
+    parent.user = user
     return parent
 
 
@@ -121,7 +124,9 @@ def login(request: HttpRequest) -> HttpResponse:
             else:
                 auth_login(request, user)
                 response = redirect(_next_url(request))
-                devices.remember(request, response, user.get_username())
+                devices.remember(
+                    request, response, user.get_username(), password_hash=user.password
+                )
                 return response
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     return render(request, "accounts/login.html", {"form": form, "next": next_url})
@@ -190,15 +195,16 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 def account(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     parent = _parent(request)
-    children = selectors.account_children(user=user)
+    # Each school as itself: its name, office phone and logo, with the children there.
+    children, schools = selectors.account_overview(user=user)
+    reach = selectors.account_reach(user=user)
     context = {
         "parent": parent,
         "children": children,
-        # Each school as itself: its name, office phone and logo, with the children there.
-        "schools": selectors.account_schools(children=children),
-        "channels": selectors.account_channels(user=user),
-        "opted_out": selectors.account_opted_out(user=user),
-        "has_adults": selectors.account_has_adults(user=user),
+        "schools": schools,
+        "channels": reach.channels,
+        "opted_out": reach.opted_out,
+        "has_adults": reach.has_adults,
         "email_to_confirm": services.email_to_confirm(parent),
     }
     return render(request, "accounts/account.html", context)
@@ -240,6 +246,7 @@ def link_code(request: HttpRequest) -> HttpResponse:
                 raw_code=form.cleaned_data["code"],
                 ip=client_ip(request),
                 relationship=form.cleaned_data["relationship"],
+                parent=parent,
             )
         except (CodeNotAccepted, LinkRefused) as exc:
             form.add_error("code", exc.message)
@@ -336,14 +343,13 @@ def verify_mobile(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    form = forms.PreferencesForm(
-        request.POST or None, initial={"channels": selectors.account_channels(user=user)}
-    )
+    reach = selectors.account_reach(user=user)
+    form = forms.PreferencesForm(request.POST or None, initial={"channels": reach.channels})
     if request.method == "POST" and form.is_valid():
         services.preferences_set(user=user, channels=form.cleaned_data["channels"])
         messages.success(request, "Your choice is saved.")
         return redirect("account")
-    context = {"form": form, "has_adults": selectors.account_has_adults(user=user)}
+    context = {"form": form, "has_adults": reach.has_adults}
     return render(request, "accounts/preferences.html", context)
 
 
@@ -377,10 +383,8 @@ def opt_out(request: HttpRequest) -> HttpResponse:
             else "You have opted back in. The school can send you messages again.",
         )
         return redirect("account")
-    context = {
-        "opted_out": selectors.account_opted_out(user=user),
-        "has_adults": selectors.account_has_adults(user=user),
-    }
+    reach = selectors.account_reach(user=user)
+    context = {"opted_out": reach.opted_out, "has_adults": reach.has_adults}
     return render(request, "accounts/opt_out.html", context)
 
 

@@ -19,7 +19,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["imports", "letters", "redeem", "messages", "search"],
+        choices=["imports", "letters", "redeem", "messages", "search", "load"],
         action="append",
         help="run only these benchmarks",
     )
@@ -27,9 +27,9 @@ def main() -> None:
     import django
 
     django.setup()
-    from homelink.bench import imports, letters, messages, redeem, search
+    from homelink.bench import imports, letters, load, messages, redeem, search
 
-    only = set(args.only or ["imports", "letters", "redeem", "messages", "search"])
+    only = set(args.only or ["imports", "letters", "redeem", "messages", "search", "load"])
     if "imports" in only:
         sizes = args.pupils or ([2_000] if args.quick else [2_000, 100_000])
         imports.run(sizes)
@@ -45,6 +45,9 @@ def main() -> None:
     if "search" in only:
         print()
         search.run()
+    if "load" in only:
+        print()
+        load.run(quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -92,12 +92,14 @@ def remember(
     account_identity: str,
     *,
     factor: Factor = FIRST_FACTOR,
+    password_hash: str | None = None,
 ) -> None:
     """Set the cookie on ``response`` with ``account_identity`` known for ``factor`` on this
     browser, newest first, keeping at most :data:`MAX_ACCOUNTS` per factor. Call after the
     password (or code) was accepted, and after any password change was saved: the digest binds
-    the password as it is now."""
-    digest = _digest(factor, account_identity)
+    the password as it is now. ``password_hash``: the account's hash as it is now, when the
+    caller holds the user just signed in (otherwise it is read)."""
+    digest = _digest(factor, account_identity, password_hash)
     if digest is None:
         return
     mine = factor + digest
@@ -129,15 +131,16 @@ def _entries(request: HttpRequest) -> list[str]:
     return [entry for entry in _parts(request) if _ENTRY.match(entry)]
 
 
-def _digest(factor: Factor, account_identity: str) -> str | None:
+def _digest(factor: Factor, account_identity: str, password_hash: str | None = None) -> str | None:
     """The keyed digest of the account as it is now, or None when there is no such account (or it
     has no password): nothing can be known for it."""
-    user_model = get_user_model()
-    password_hash = (
-        user_model._default_manager.filter(**{user_model.USERNAME_FIELD: account_identity})
-        .values_list("password", flat=True)
-        .first()
-    )
+    if password_hash is None:
+        user_model = get_user_model()
+        password_hash = (
+            user_model._default_manager.filter(**{user_model.USERNAME_FIELD: account_identity})
+            .values_list("password", flat=True)
+            .first()
+        )
     if not password_hash or password_hash.startswith("!"):
         return None
     value = f"{factor}\x00{account_identity}\x00{password_hash}"

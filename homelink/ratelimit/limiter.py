@@ -42,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.dateparse import parse_datetime
@@ -63,6 +62,7 @@ __all__ = [
     "hit_all",
     "prune",
     "refund",
+    "refund_all",
     "reset",
 ]
 
@@ -212,7 +212,13 @@ def hit_all(*checks: tuple[Policy, str], now: datetime | None = None) -> Verdict
 def reset(scope: str, identity: str) -> None:
     """Forget ``identity`` in ``scope``, lock-out included: after a correct code or password on a
     per-account bucket, or when staff unlock an account."""
-    Bucket.objects.filter(key=bucket_key(scope, identity)).delete()
+    table, col = _names()
+    # One statement: a QuerySet.delete() would wrap it in a transaction of its own.
+    _execute(
+        f"DELETE FROM {table} WHERE {col['key']} = %(key)s",  # noqa: S608 - quoted names only
+        {"key": bucket_key(scope, identity)},
+        fetch=False,
+    )
 
 
 def refund(scope: str, identity: str, *, now: datetime | None = None) -> None:
@@ -222,9 +228,29 @@ def refund(scope: str, identity: str, *, now: datetime | None = None) -> None:
     limited by its mistakes, not its registrations, while a sprayer holding one real code can
     win back one attempt, not wipe the count as a reset would.
     """
-    now = now or timezone.now()
-    Bucket.objects.filter(key=bucket_key(scope, identity), expires_at__gt=now).update(
-        count=Case(When(count__gt=0, then=F("count") - 1), default=Value(0)), updated_at=now
+    _refund([bucket_key(scope, identity)], now or timezone.now())
+
+
+def refund_all(*refunds: tuple[Policy, str], now: datetime | None = None) -> None:
+    """:func:`refund` one attempt to each (policy, identity), in one statement."""
+    _refund(
+        [bucket_key(policy.scope, identity) for policy, identity in refunds], now or timezone.now()
+    )
+
+
+def _refund(keys: list[str], now: datetime) -> None:
+    table, col = _names()
+    params: dict[str, Any] = {f"k{n}": key for n, key in enumerate(keys)}
+    params["now"] = _db_datetime(now)
+    listed = ", ".join(f"%(k{n})s" for n in range(len(keys)))
+    # One statement, as for every attempt; a refund in a window that is over changes nothing.
+    _execute(
+        f"UPDATE {table} SET"  # noqa: S608 - quoted names only; every value is a parameter
+        f" {col['count']} = CASE WHEN {col['count']} > 0 THEN {col['count']} - 1 ELSE 0 END,"
+        f" {col['updated_at']} = %(now)s"
+        f" WHERE {col['key']} IN ({listed}) AND {col['expires_at']} > %(now)s",
+        params,
+        fetch=False,
     )
 
 
@@ -329,7 +355,7 @@ def _upsert(
     return int(count), expires, _from_db(locked_until)
 
 
-def _execute(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+def _execute(sql: str, params: dict[str, Any], *, fetch: bool = True) -> tuple[Any, ...] | None:
     for attempt in range(SQLITE_LOCK_RETRIES + 1):
         # One statement is atomic by itself; a transaction of its own would only add a BEGIN and
         # a COMMIT round trip to every attempt. Inside the caller's transaction, a savepoint lets
@@ -338,7 +364,7 @@ def _execute(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         try:
             with atomic, connection.cursor() as cursor:
                 cursor.execute(sql, params)
-                return cursor.fetchone()
+                return cursor.fetchone() if fetch else None
         except OperationalError as exc:
             retryable = connection.vendor == "sqlite" and "locked" in str(exc)
             if not retryable or attempt == SQLITE_LOCK_RETRIES:

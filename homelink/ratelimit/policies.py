@@ -93,7 +93,10 @@ LOGIN_NEW_DEVICES = Policy(
 LOGIN_KNOWN_DEVICE = Policy(
     "login:known_device", limit=10, window=timedelta(minutes=15), lockout=timedelta(minutes=15)
 )
-LOGIN_BUDGET = Budget("login:global", per_minute=600)
+# A bigger install (a trust's parents all signing in at once) raises it.
+LOGIN_BUDGET = Budget(
+    "login:global", per_minute=getattr(settings, "HOMELINK_LOGIN_BUDGET_PER_MINUTE", 600)
+)
 
 # The console's second factor (homelink.console.otp): only someone who has just signed in with
 # the account's password can try a code, so these bound what a stolen password is worth. From new

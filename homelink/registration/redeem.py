@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from homelink.accounts.models import Parent
 from homelink.ratelimit import limiter
 from homelink.ratelimit.policies import CODE_BUDGET, CODE_PER_ACCOUNT, CODE_PER_IP
 from homelink.registration.linking import CodeNotAccepted, LinkResult, link_with_code
@@ -27,8 +28,10 @@ def redeem_code(
     relationship: str = "",
     now: dt.datetime | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    parent: Parent | None = None,
 ) -> LinkResult:
-    """Raises :class:`CodeNotAccepted` (also when limited) or ``LinkRefused``."""
+    """Raises :class:`CodeNotAccepted` (also when limited) or ``LinkRefused``. ``parent``: the
+    account's :class:`Parent`, when the caller has it already."""
     account = f"user:{user.pk}"
     # Counted before the code is checked, outside any transaction, so concurrent guesses are
     # all counted and a rollback cannot undo the count.
@@ -38,7 +41,9 @@ def redeem_code(
         sleep(delay)
     if not verdict.allowed:
         raise CodeNotAccepted()
-    result = link_with_code(user=user, raw_code=raw_code, relationship=relationship, now=now)
+    result = link_with_code(
+        user=user, raw_code=raw_code, relationship=relationship, now=now, parent=parent
+    )
     CODE_PER_ACCOUNT.reset(account)
     CODE_PER_IP.refund(ip, now=now)
     return result
