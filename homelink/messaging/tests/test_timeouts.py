@@ -81,8 +81,9 @@ def test_a_provider_that_always_answers_too_late_gets_each_copy_at_most_twice(
         assert set(taken.values()) == {1}
         assert fake.repeated_keys == COPIES
     else:
-        # Tried once more after no answer, and never a third time.
-        assert set(taken.values()) == {2}
+        # Tried once more after no answer, and never a third time. (A request can also time
+        # out before a busy provider has even read it, so "at most", and at least once twice.)
+        assert max(taken.values()) == 2
     for status, reason, unanswered in rows.values_list("status", "reason", "unanswered"):
         assert status == Status.FAILED
         assert "may have been sent" in reason
