@@ -818,15 +818,6 @@ def send_in_turn(deliveries: list[Claimed], recorder: Recorder, send: SendOne, t
     return last_error
 
 
-def send_emails(deliveries: list[Claimed], recorder: Recorder, turn: Turn | None = None) -> str:
-    """Send over one connection; returns the last error's text ("" when all went)."""
-    sender = EmailSender()
-    try:
-        return send_in_turn(deliveries, recorder, sender.send, turn or _turn(Channel.EMAIL))
-    finally:
-        sender.close()
-
-
 def send_sms(
     deliveries: list[Claimed], recorder: Recorder, gateway: SmsGateway, turn: Turn | None = None
 ) -> str:
@@ -851,11 +842,22 @@ def _turn(channel: str, gateway: str | None = None, worker: str = "") -> Turn:
 
 
 def deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> int:
-    """Claim, send and record one batch in this thread; returns how many were claimed."""
+    """Claim, send and record one batch (as a worker's turn does, with no further claims);
+    returns how many were claimed."""
+    if _pipelined(channel):
+        deadline = time.monotonic() + settings.HOMELINK_DELIVERY_LEASE_SECONDS
+        return pipeline(channel, worker, deadline=deadline, limit=limit, once=True).claimed
     return _deliver_batch(channel, worker, limit=limit).claimed
 
 
+def _pipelined(channel: str) -> bool:
+    """Whether ``channel`` is sent from sender threads: all but the local outbox, which writes
+    the database itself and so sends in the recording thread."""
+    return channel == Channel.EMAIL or sms_gateway_class().network_only
+
+
 def _deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> Served:
+    """One batch through the local outbox, in this thread."""
     turn = _turn(channel, worker=worker)
     held = turn.pace.held_until()
     if held - time.time() > WAIT_AT_MOST:
@@ -866,13 +868,9 @@ def _deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> Se
         return Served()
     turn.priority = deliveries[0].priority
     turn.hold_until(held)
-    if channel == Channel.EMAIL:
-        recorder = Recorder(worker, "email")
-        last_error = send_emails(deliveries, recorder, turn)
-    else:
-        gateway = sms_gateway()
-        recorder = Recorder(worker, gateway.name)
-        last_error = send_sms(deliveries, recorder, gateway, turn)
+    gateway = sms_gateway()
+    recorder = Recorder(worker, gateway.name)
+    last_error = send_sms(deliveries, recorder, gateway, turn)
     _health(recorder, last_error, turn)
     held = turn.held_until
     return Served(len(deliveries), held if held > time.time() else 0.0)
@@ -970,12 +968,6 @@ def _sender(
         results.put(_DONE)
 
 
-def pipeline_sms(worker: str, *, deadline: float) -> int:
-    """Drain SMS through a gateway that only talks to the network (Twilio, generic HTTP);
-    returns how many deliveries were claimed. See :func:`pipeline`."""
-    return pipeline(Channel.SMS, worker, deadline=deadline).claimed
-
-
 def _senders(channel: str) -> tuple[str, list[Sender]]:
     if channel == Channel.EMAIL:
         return "email", [EmailSender() for _ in range(EMAIL_CONNECTIONS)]
@@ -983,19 +975,22 @@ def _senders(channel: str) -> tuple[str, list[Sender]]:
     return gateways[0].name, [SmsSender(g) for g in gateways]
 
 
-def pipeline(channel: str, worker: str, *, deadline: float) -> Served:
+def pipeline(
+    channel: str, worker: str, *, deadline: float, limit: int | None = None, once: bool = False
+) -> Served:
     """Sender threads, each with its own connection, send; this thread claims the next batch
     while the current one is still going out and records results as they come back, so the
     database's share of the work happens while the senders wait for the provider. It stops
     claiming when something more urgent is due elsewhere, the gateway is held for long, or
-    ``deadline`` passes; copies claimed but not yet sent then go back to the queue. The
+    ``deadline`` passes (``once``: after its first claim); copies claimed but not yet sent
+    then go back to the queue. The
     window of sent-but-unrecorded messages a crash can leave is :func:`crash_window`."""
     turn = _turn(channel, worker=worker)
     held = turn.pace.held_until()
     if held - time.time() > WAIT_AT_MOST:
         return Served(0, held)
     turn.hold_until(held)
-    size = turn.pace.batch_size(settings.HOMELINK_DELIVERY_BATCH)
+    size = limit or turn.pace.batch_size(settings.HOMELINK_DELIVERY_BATCH)
     first = claim(channel, worker, limit=size)
     if not first:
         return Served()
@@ -1066,6 +1061,8 @@ def pipeline(channel: str, worker: str, *, deadline: float) -> Served:
 
     finished = False
     try:
+        if once:
+            stop_claiming(early=False)
         while senders_done < len(threads):
             if claiming and (
                 time.monotonic() >= deadline
@@ -1182,7 +1179,7 @@ def drain(channel: str | None = None, *, seconds: float = 60.0, worker: str | No
         # Equal urgency: the channels take turns.
         chosen = next((c for c in tied if c != last), tied[0])
         last = chosen
-        if chosen == Channel.EMAIL or sms_gateway_class().network_only:
+        if _pipelined(chosen):
             served = pipeline(chosen, worker, deadline=deadline)
         else:
             served = _deliver_batch(chosen, worker)
