@@ -856,18 +856,30 @@ def _pipelined(channel: str) -> bool:
     return channel == Channel.EMAIL or sms_gateway_class().network_only
 
 
-def _deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> Served:
-    """One batch through the local outbox, in this thread."""
+def _start_turn(
+    channel: str, worker: str, limit: int | None
+) -> tuple[Turn, list[Claimed], int] | Served:
+    """A turn's first claim, or what there is to say instead: the gateway is held for long
+    (left alone until then), or nothing is due."""
     turn = _turn(channel, worker=worker)
     held = turn.pace.held_until()
     if held - time.time() > WAIT_AT_MOST:
         return Served(0, held)
-    size = limit or turn.pace.batch_size(settings.HOMELINK_DELIVERY_BATCH)
-    deliveries = claim(channel, worker, limit=size)
-    if not deliveries:
-        return Served()
-    turn.priority = deliveries[0].priority
     turn.hold_until(held)
+    size = limit or turn.pace.batch_size(settings.HOMELINK_DELIVERY_BATCH)
+    first = claim(channel, worker, limit=size)
+    if not first:
+        return Served()
+    turn.priority = first[0].priority
+    return turn, first, size
+
+
+def _deliver_batch(channel: str, worker: str, *, limit: int | None = None) -> Served:
+    """One batch through the local outbox, in this thread."""
+    started = _start_turn(channel, worker, limit)
+    if isinstance(started, Served):
+        return started
+    turn, deliveries, _size = started
     gateway = sms_gateway()
     recorder = Recorder(worker, gateway.name)
     last_error = send_sms(deliveries, recorder, gateway, turn)
@@ -985,16 +997,10 @@ def pipeline(
     ``deadline`` passes (``once``: after its first claim); copies claimed but not yet sent
     then go back to the queue. The
     window of sent-but-unrecorded messages a crash can leave is :func:`crash_window`."""
-    turn = _turn(channel, worker=worker)
-    held = turn.pace.held_until()
-    if held - time.time() > WAIT_AT_MOST:
-        return Served(0, held)
-    turn.hold_until(held)
-    size = limit or turn.pace.batch_size(settings.HOMELINK_DELIVERY_BATCH)
-    first = claim(channel, worker, limit=size)
-    if not first:
-        return Served()
-    turn.priority = first[0].priority
+    started = _start_turn(channel, worker, limit)
+    if isinstance(started, Served):
+        return started
+    turn, first, size = started
     gateway_name, senders = _senders(channel)
     recorder = Recorder(worker, gateway_name)
     work: queue.SimpleQueue[Claimed | None] = queue.SimpleQueue()
