@@ -423,7 +423,12 @@ HELD_REASON = "waiting: the provider asked us to slow down"
 
 
 def release(
-    deliveries: list[Claimed], worker: str, *, until: dt.datetime | None = None, reason: str = ""
+    deliveries: list[Claimed],
+    worker: str,
+    *,
+    until: dt.datetime | None = None,
+    reason: str = "",
+    refused: bool = False,
 ) -> int:
     """Put claimed copies back in the queue unsent, without spending an attempt (the gateway
     was held, something more urgent came, the batch's turn was up). They keep their lanes, so
@@ -440,6 +445,8 @@ def release(
     }
     if reason:
         changes["reason"] = reason
+    if refused:
+        changes["refused"] = F("refused") + 1
     return Delivery.objects.filter(
         pk__in=[d.pk for d in deliveries], status=Status.SENDING, claimed_by=worker
     ).update(**changes)
@@ -503,14 +510,12 @@ class Recorder:
         now = timezone.now()
         if error.hold is not None and delivery.refused + 1 < MAX_REFUSALS:
             # Refused for the pace, not tried: back in the queue for when the hold ends.
-            Delivery.objects.filter(
-                pk=delivery.pk, status=Status.SENDING, claimed_by=self.worker
-            ).update(refused=F("refused") + 1)
             release(
                 [delivery],
                 self.worker,
                 until=now + dt.timedelta(seconds=error.hold),
                 reason=HELD_REASON,
+                refused=True,
             )
             return
         # Refused every time it comes round (a provider's limit on this one number): from
