@@ -8,9 +8,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from homelink.console import selectors
 from homelink.console.permissions import StaffRequest, staff_view
 from homelink.messaging.selectors import delivery_summary
+from homelink.mis.selectors import import_issues, last_applied_import
+from homelink.register.selectors import data_issues, reach
 from homelink.staff.selectors import confirmed_memberships
 
 
@@ -33,13 +34,22 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @staff_view()
 def dashboard(request: StaffRequest) -> HttpResponse:
+    """How reachable the school is, and what the office should look at: the register's data
+    issues, then the last applied import's."""
+    school = request.school
+    last_import = last_applied_import(school)
+    issues = data_issues(school)
+    if last_import is not None:
+        issues.append(import_issues(school, last_import))
     return render(
         request,
         "console/dashboard.html",
         {
-            "school": request.school,
+            "school": school,
             "membership": request.membership,
-            "d": selectors.dashboard(request.school),
-            "delivery": delivery_summary(request.school, timezone.now()),
+            "d": reach(school),
+            "last_import": last_import,
+            "issues": issues,
+            "delivery": delivery_summary(school, timezone.now()),
         },
     )

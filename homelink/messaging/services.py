@@ -1,4 +1,5 @@
-"""Writes about messages: preview (reads only), send, cancel, and the school's templates.
+"""Writes about messages: preview (reads only), send, cancel, the school's templates, and the
+record of a download of a message's recipients.
 
 ``message_send`` is the one way a message enters the outbox — the console, the CLI and the tests
 all call it. In one transaction it resolves the audience as the register is at that moment,
@@ -536,3 +537,18 @@ def template_delete(*, template: Template, actor: Actor) -> None:
             obj=template,
         )
         template.delete()
+
+
+def message_export_record(*, message: Message, rows: int, actor: Actor) -> None:
+    """Record that a message's recipients (names, numbers, addresses) left the system as a
+    file: who took them, and how many rows."""
+    label, actor_id = actor_parts(actor)
+    with transaction.atomic():
+        audit_record(
+            school=message.school,
+            actor_label=label,
+            actor_id=actor_id,
+            action="message.deliveries_exported",
+            obj=message,
+            detail={"rows": rows, "format": "csv"},
+        )

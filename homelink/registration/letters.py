@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from reportlab.lib.pagesizes import A4
@@ -25,10 +26,12 @@ from homelink.audit.services import audit_record
 from homelink.mis.phones import for_display
 from homelink.register.models import Member
 from homelink.register.years import year_label
-from homelink.registration.models import LetterBatch
+from homelink.registration.codes import code_hash, normalise_code
+from homelink.registration.models import LetterBatch, SecurityCode
 from homelink.registration.selectors import letter_students
-from homelink.registration.services import codes_issue, letter_batch_revoke
+from homelink.registration.services import code_revoke, codes_issue, letter_batch_revoke
 from homelink.schools.models import School, SchoolLogo
+from homelink.staff.actor import Actor, actor_parts
 
 PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 20 * mm
@@ -154,6 +157,49 @@ def letters_issue(
         letter_batch_revoke(batch=batch, actor=actor)
         raise
     return IssuedLetters(pdf=pdf, count=len(issued), batch=batch)
+
+
+@dataclass(frozen=True)
+class MemberLetter:
+    pdf: bytes
+    code: SecurityCode
+
+
+def member_letter_issue(
+    *, member: Member, actor: Actor, now: dt.datetime | None = None
+) -> MemberLetter:
+    """A new code for one student (staff, from the student's page), printed on one page through
+    the letters' own render path.
+
+    Earlier letters stay live (a second letter is for a second parent). The code is committed
+    before drawing; should drawing fail, it is revoked, as nobody can have it.
+    """
+    label, _ = actor_parts(actor)
+    if member.kind != Member.Kind.STUDENT or member.status != Member.Status.CURRENT:
+        raise ValidationError("letters are printed for students on roll")
+    school = member.school
+    now = now or timezone.now()
+    [(_, text)] = codes_issue(school=school, members=[member], actor=label, now=now)
+    code = SecurityCode.objects.get(code_hash=code_hash(normalise_code(text) or text))
+    try:
+        pdf = render_letters(
+            school_name=school.name,
+            letters=[letter_for(member, text)],
+            expires_at=code.expires_at,
+            url=public_register_url(),
+            head=letterhead(school),
+        )
+    except Exception:
+        code_revoke(code=code, actor=label)
+        raise
+    return MemberLetter(pdf=pdf, code=code)
+
+
+def member_letter_revoke(*, code: SecurityCode, actor: Actor) -> SecurityCode:
+    """Revoke one letter's code (lost, or in the wrong hands)."""
+    label, _ = actor_parts(actor)
+    with transaction.atomic():
+        return code_revoke(code=code, actor=label)
 
 
 def _nobody_message(chosen: dict[str, object]) -> str:

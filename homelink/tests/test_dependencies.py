@@ -6,6 +6,11 @@ parents' side never depend on the staff console's pages. This walks every module
 homelink/ (its syntax tree, not its text: an import inside a function counts, a mention in a
 docstring or a URL include's string does not) and names each one outside homelink/console/ that
 imports ``homelink.console``.
+
+And the console holds only pages: views, forms, URL maps (and templates), with the few modules
+that are about pages themselves. Writes and the reads of a domain belong to the app that owns
+the data (register, registration, messaging, mis, staff), where the CLI, the worker and the
+tests reach them without a page; a new kind of module in the console fails here.
 """
 
 from __future__ import annotations
@@ -76,6 +81,66 @@ def test_no_module_outside_the_console_imports_it() -> None:
         "Move what these need beneath it (staff identity is in homelink.staff):\n  "
         + "\n  ".join(problems)
     )
+
+
+#: The modules the console may hold, by name, anywhere under homelink/console/ (besides each
+#: package's ``__init__.py``, its migrations and its tests). Each is about pages: nothing here
+#: writes to a domain's tables or answers a domain's question.
+CONSOLE_MODULES = {
+    "views": "pages",
+    "forms": "what a page's form accepts",
+    "urls": "a URL map",
+    "invitation_urls": "the URL map of the page an invitation's link opens",
+    "permissions": "staff_view: who may open a page, and the school and records from its URL",
+    "refusals": "a service's refusal shown on a page",
+    "search": "a search's terms kept in the session rather than in a page's address",
+    "admin_site": "the operators' admin site, behind the second factor",
+    "admin_config": "the admin app with that site as its default",
+    "apps": "the app's configuration",
+}
+
+
+def console_modules_out_of_place(console: Path) -> list[str]:
+    """The console's modules that are none of :data:`CONSOLE_MODULES`."""
+    found = []
+    for path in sorted(console.rglob("*.py")):
+        parts = path.relative_to(console).parts
+        if path.name == "__init__.py" or parts[0] in ("migrations", "tests"):
+            continue
+        if path.stem not in CONSOLE_MODULES:
+            found.append(str(path.relative_to(console.parent)))
+    return found
+
+
+def test_the_console_holds_only_pages() -> None:
+    problems = console_modules_out_of_place(CONSOLE)
+    assert not problems, (
+        "The console holds views, forms, URL maps and the modules about pages "
+        f"({', '.join(sorted(CONSOLE_MODULES))}). Move writes (a named service, one "
+        "transaction) and a domain's reads to the app that owns the data (register, "
+        "registration, messaging, mis, staff):\n  " + "\n  ".join(problems)
+    )
+
+
+def test_a_service_in_the_console_is_named(tmp_path: Path) -> None:
+    console = tmp_path / "homelink" / "console"
+    for relative in (
+        "views.py",
+        "members/views.py",
+        "members/services.py",
+        "selectors.py",
+        "imports/tasks.py",
+        "migrations/0001_initial.py",
+        "tests/test_views.py",
+        "members/__init__.py",
+    ):
+        (console / relative).parent.mkdir(parents=True, exist_ok=True)
+        (console / relative).write_text("")
+    assert console_modules_out_of_place(console) == [
+        "console/imports/tasks.py",
+        "console/members/services.py",
+        "console/selectors.py",
+    ]
 
 
 def test_the_walk_sees_every_module_and_the_apps_beneath_the_console() -> None:

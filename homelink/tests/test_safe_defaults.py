@@ -26,7 +26,7 @@ import json, django
 django.setup()
 from django.conf import settings
 from django.test import Client
-from homelink.console.imports.forms import max_upload_bytes
+from homelink.mis.uploads import max_upload_bytes
 response = Client().get("/outbox/", HTTP_HOST="localhost")
 print(json.dumps({
     "outbox_status": response.status_code,

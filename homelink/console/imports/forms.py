@@ -5,19 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 
 from homelink.mis.records import Format
-
-#: A mapping is a small JSON file.
-MAPPING_MAX_BYTES = 1024 * 1024
-
-
-def max_upload_bytes() -> int:
-    """The largest MIS export the console accepts (HOMELINK_IMPORT_MAX_BYTES, 200 MB)."""
-    return int(settings.HOMELINK_IMPORT_MAX_BYTES)
+from homelink.mis.uploads import MAPPING_MAX_BYTES, max_upload_bytes
 
 
 class ImportUploadForm(forms.Form):

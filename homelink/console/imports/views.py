@@ -1,10 +1,11 @@
 """Imports in the browser: upload, preview, apply or discard, and the history of import runs.
 
-The import itself runs in the background worker (:mod:`homelink.console.imports.tasks`); these pages
-store the file, queue the work, and show the run as the worker writes it. Statuses a console
-user meets: ``queued`` (waiting for the worker), ``running`` (with progress), ``preview``,
-``stopped`` (the leavers guard), ``applied``, ``failed`` (including "another import is running",
-``options["busy"]``) and ``discarded`` (a preview whose file was deleted unapplied).
+The import itself runs in the background worker (:mod:`homelink.mis.tasks`); these pages ask
+:mod:`homelink.mis.runs` to store the file and queue the work, and show the run as the worker
+writes it. Statuses a console user meets: ``queued`` (waiting for the worker), ``running`` (with
+progress), ``preview``, ``stopped`` (the leavers guard), ``applied``, ``failed`` (including
+"another import is running", ``options["busy"]``) and ``discarded`` (a preview whose file was
+deleted unapplied).
 """
 
 from __future__ import annotations
@@ -13,28 +14,20 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
-from homelink.audit.services import audit_record
-from homelink.console.imports.forms import MAPPING_MAX_BYTES, ImportUploadForm
-from homelink.console.imports.tasks import (
-    UploadTooLarge,
-    delete_uploads,
-    refused_as_another_schools,
-    release_upload,
-    run_console_import,
-    store_upload,
-    stored_path,
-)
+from homelink.console.imports.forms import ImportUploadForm
 from homelink.console.permissions import StaffRequest, staff_view
+from homelink.console.refusals import refused
+from homelink.mis import runs
 from homelink.mis.issues import field_label, issue_kind, reason_label, what_label
 from homelink.mis.models import ImportRun
-from homelink.mis.records import Format
-from homelink.mis.services import detect_format
+from homelink.mis.runs import FORMAT_LABELS
+from homelink.mis.uploads import found_busy, may_act, refused_as_another_schools
 from homelink.staff.models import Role
 
 HISTORY_PAGE_SIZE = 25
@@ -43,11 +36,6 @@ DETAILS_SHOWN = 50
 ISSUES_SHOWN = 100
 REFRESH_SECONDS = 2
 
-FORMAT_LABELS = {
-    Format.CTF.value: "CTF",
-    Format.ONEROSTER.value: "OneRoster",
-    Format.CSV.value: "CSV",
-}
 STATUS_LABELS = {
     ImportRun.Status.QUEUED: "Waiting for the worker",
     ImportRun.Status.RUNNING: "Running",
@@ -77,10 +65,6 @@ def _user(request: StaffRequest) -> User:
 
 def _run_url(run: ImportRun) -> HttpResponse:
     return redirect("console:import_run", urn=run.school.urn, run_id=run.pk)
-
-
-def _enqueue(run: ImportRun) -> None:
-    run_console_import.enqueue(school_id=run.school_id, run_id=run.pk, upload=run.upload)
 
 
 def _history(request: StaffRequest) -> Any:
@@ -152,65 +136,19 @@ def imports(request: StaffRequest) -> HttpResponse:
 
 def _start(request: StaffRequest, form: ImportUploadForm) -> ImportRun | None:
     """Store the upload, record the request and queue its preview; None with a form error."""
-    school = request.school
-    upload = form.cleaned_data["file"]
-    mapping_file = form.cleaned_data.get("mapping")
+    data = form.cleaned_data
     try:
-        stored = store_upload(school, upload)
-    except UploadTooLarge:
-        form.add_error("file", "This file is larger than the largest import accepted.")
+        return runs.import_upload(
+            school=request.school,
+            user=_user(request),
+            upload=data["file"],
+            mapping=data.get("mapping"),
+            file_format=data.get("format") or "",
+            update_only=bool(data.get("update_only")),
+        )
+    except ValidationError as error:
+        form.add_error(None, error)
         return None
-    stored_mapping = ""
-    if mapping_file is not None:
-        try:
-            stored_mapping = store_upload(school, mapping_file, cap=MAPPING_MAX_BYTES)
-        except UploadTooLarge:
-            delete_uploads(school.pk, [stored])
-            form.add_error("mapping", "This mapping is too large.")
-            return None
-    fmt = form.cleaned_data.get("format") or ""
-    if not fmt:
-        path = stored_path(school.pk, stored)
-        assert path is not None
-        fmt = detect_format(path).value
-    if stored_mapping and fmt != Format.CSV.value:
-        delete_uploads(school.pk, [stored, stored_mapping])
-        form.add_error(
-            "mapping",
-            f"This file looks like {FORMAT_LABELS[fmt]}, not CSV: a column mapping is only for "
-            "CSV files. Choose the format if it really is a CSV.",
-        )
-        return None
-    with transaction.atomic():
-        run = ImportRun.objects.create(
-            school=school,
-            started_by=_user(request),
-            started_via="console",
-            file_name=(upload.name or "upload")[:255],
-            digest="",
-            format=fmt,
-            status=ImportRun.Status.QUEUED,
-            options={
-                "dry_run": True,
-                "update_only": bool(form.cleaned_data.get("update_only")),
-                "confirm_leavers": False,
-                "force": False,
-                "mapping": (mapping_file.name or "mapping")[:255] if mapping_file else "",
-            },
-            upload=stored,
-            mapping_upload=stored_mapping,
-        )
-        # A file of personal data is now on the server: the audit trail says who put it there.
-        audit_record(
-            school=school,
-            actor_label=f"user:{request.user.pk}",
-            actor_id=request.user.pk,
-            action="import.uploaded",
-            obj=run,
-            detail={"format": fmt, "bytes": upload.size},
-        )
-    _enqueue(run)
-    return run
 
 
 def _details(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -236,15 +174,6 @@ def _details(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return sections
-
-
-def _actionable(run: ImportRun) -> bool:
-    """Whether the run's stored file may still be applied, retried or discarded from here."""
-    return bool(run.upload) and run.followed_by_id is None
-
-
-def _is_busy(run: ImportRun) -> bool:
-    return run.status == ImportRun.Status.FAILED and bool(run.options.get("busy"))
 
 
 def _issue_rows(run: ImportRun, summary: dict[str, Any]) -> dict[str, Any]:
@@ -274,7 +203,7 @@ def import_run(request: StaffRequest, run: ImportRun) -> HttpResponse:
         if followed is not None:
             return _run_url(followed)
     summary = run.summary or {}
-    actionable = _actionable(run)
+    actionable = may_act(run)
     followed_by = (
         ImportRun.objects.filter(school=request.school, pk=run.followed_by_id).first()
         if run.followed_by_id
@@ -305,14 +234,14 @@ def import_run(request: StaffRequest, run: ImportRun) -> HttpResponse:
             "can_act": request.membership.can(Role.ADMINISTRATOR),
             "can_apply": actionable and run.status == ImportRun.Status.PREVIEW,
             "can_confirm_leavers": actionable and run.status == ImportRun.Status.STOPPED,
-            "can_retry": actionable and _is_busy(run),
+            "can_retry": actionable and found_busy(run),
             "can_discard": actionable
             and (
                 run.status in (ImportRun.Status.PREVIEW, ImportRun.Status.STOPPED)
-                or _is_busy(run)
+                or found_busy(run)
                 or refused_as_another_schools(run)
             ),
-            "busy": _is_busy(run),
+            "busy": found_busy(run),
             "another_school": refused_as_another_schools(run),
             "can_force": actionable and refused_as_another_schools(run),
             "forced": bool(run.options.get("force")),
@@ -328,136 +257,61 @@ def import_run(request: StaffRequest, run: ImportRun) -> HttpResponse:
     return response
 
 
-def _refuse(request: StaffRequest, run: ImportRun, message: str) -> HttpResponse:
-    messages.error(request, message)
+def _refuse(request: StaffRequest, run: ImportRun, error: ValidationError) -> HttpResponse:
+    refused(request, error)
     response = _run_url(run)
     response.status_code = 303
     return response
 
 
-def _follow_on(request: StaffRequest, locked: ImportRun, **options: Any) -> ImportRun:
-    """The run that takes a locked run's file further (its apply, or a forced preview), queued,
-    with the file's own options kept; the locked run points at it."""
-    kept = locked.options
-    follow = ImportRun.objects.create(
-        school=request.school,
-        started_by=_user(request),
-        started_via="console",
-        file_name=locked.file_name,
-        digest=locked.digest,
-        format=locked.format,
-        status=ImportRun.Status.QUEUED,
-        options={
-            "update_only": bool(kept.get("update_only")),
-            "mapping": str(kept.get("mapping", "")),
-            **options,
-        },
-        upload=locked.upload,
-        mapping_upload=locked.mapping_upload,
-    )
-    locked.followed_by = follow
-    locked.save(update_fields=["followed_by"])
-    return follow
-
-
 @staff_view(methods=("POST",))
 def import_apply(request: StaffRequest, run: ImportRun) -> HttpResponse:
     """Queue the apply of a preview (or of a stopped run, marking the students left)."""
-    with transaction.atomic():
-        locked = ImportRun.objects.select_for_update().get(pk=run.pk)
-        allowed = {ImportRun.Status.PREVIEW, ImportRun.Status.STOPPED}
-        if not _actionable(locked) or locked.status not in allowed:
-            return _refuse(request, run, "This import can no longer be applied.")
-        confirm = locked.status == ImportRun.Status.STOPPED
-        if confirm and request.POST.get("confirm_leavers") != "1":
-            return _refuse(request, run, "Tick the box to confirm that these students have left.")
-        options = locked.options
-        apply = _follow_on(
-            request,
-            locked,
-            dry_run=False,
-            confirm_leavers=confirm or bool(options.get("confirm_leavers")),
-            # A preview of another school's file that an administrator chose to import anyway
-            # is applied the same way (adds and updates only).
-            force=bool(options.get("force")),
-            preview=locked.pk,
+    try:
+        apply = runs.import_apply(
+            run=run,
+            user=_user(request),
+            leavers_confirmed=request.POST.get("confirm_leavers") == "1",
         )
-    _enqueue(apply)
+    except ValidationError as error:
+        return _refuse(request, run, error)
     return _run_url(apply)
 
 
 @staff_view(methods=("POST",))
 def import_force(request: StaffRequest, run: ImportRun) -> HttpResponse:
-    """Preview again a file refused as another school's, importing it anyway: the console's own
-    choice for what ``homelink import --force`` does. It adds and updates only, like a transfer;
-    it never marks anyone as left or removes a link."""
-    with transaction.atomic():
-        locked = ImportRun.objects.select_for_update().get(pk=run.pk)
-        if not (_actionable(locked) and refused_as_another_schools(locked)):
-            return _refuse(request, run, "This file can no longer be imported from here.")
-        if request.POST.get("confirm_other_school") != "1":
-            return _refuse(
-                request,
-                run,
-                f"Tick the box to confirm that this file is meant for {request.school.name}.",
-            )
-        preview = _follow_on(
-            request, locked, dry_run=True, confirm_leavers=False, force=True, refused=locked.pk
+    """Preview again a file refused as another school's, importing it anyway (adds and updates
+    only, like ``homelink import --force``)."""
+    try:
+        preview = runs.import_force(
+            run=run,
+            user=_user(request),
+            confirmed=request.POST.get("confirm_other_school") == "1",
         )
-        audit_record(
-            school=request.school,
-            actor_label=f"user:{request.user.pk}",
-            actor_id=request.user.pk,
-            action="import.forced",
-            obj=preview,
-            detail={"refused_run": locked.pk},
-        )
-    _enqueue(preview)
+    except ValidationError as error:
+        return _refuse(request, run, error)
     return _run_url(preview)
 
 
 @staff_view(methods=("POST",))
 def import_retry(request: StaffRequest, run: ImportRun) -> HttpResponse:
     """Queue again a request that found another import running."""
-    with transaction.atomic():
-        locked = ImportRun.objects.select_for_update().get(pk=run.pk)
-        if not (_actionable(locked) and _is_busy(locked)):
-            return _refuse(request, run, "There is nothing to try again here.")
-        locked.status = ImportRun.Status.QUEUED
-        locked.error = ""
-        locked.finished_at = None
-        locked.options = {k: v for k, v in locked.options.items() if k != "busy"}
-        locked.save(update_fields=["status", "error", "finished_at", "options"])
-    _enqueue(locked)
-    return _run_url(locked)
+    try:
+        retried = runs.import_retry(run=run)
+    except ValidationError as error:
+        return _refuse(request, run, error)
+    return _run_url(retried)
 
 
 @staff_view(methods=("POST",))
 def import_discard(request: StaffRequest, run: ImportRun) -> HttpResponse:
     """Delete the stored file of a preview (or stopped or busy run) without applying it."""
-    with transaction.atomic():
-        locked = ImportRun.objects.select_for_update().get(pk=run.pk)
-        discardable = locked.status in (
-            ImportRun.Status.PREVIEW,
-            ImportRun.Status.STOPPED,
-        ) or refused_as_another_schools(locked)
-        if not _actionable(locked) or not (discardable or _is_busy(locked)):
-            return _refuse(request, run, "This import cannot be discarded now.")
-        upload, mapping_upload = locked.upload, locked.mapping_upload
-        locked.status = ImportRun.Status.DISCARDED
-        locked.upload = locked.mapping_upload = ""
-        locked.options = {**locked.options, "discarded_by": request.user.pk}
-        locked.save(update_fields=["status", "upload", "mapping_upload", "options"])
-        audit_record(
-            school=request.school,
-            actor_label=f"user:{request.user.pk}",
-            actor_id=request.user.pk,
-            action="import.discarded",
-            obj=locked,
-        )
-    release_upload(request.school.pk, upload, mapping_upload)
+    try:
+        discarded = runs.import_discard(run=run, user=_user(request))
+    except ValidationError as error:
+        return _refuse(request, run, error)
     messages.success(request, "Discarded: the file was deleted and nothing was imported.")
-    return _run_url(locked)
+    return _run_url(discarded)
 
 
 # What a POST of these pages needs beyond a plain form (the separation test's admin walk posts

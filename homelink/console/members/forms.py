@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django import forms
 
-from homelink.console.selectors import MemberFilters
 from homelink.register.models import Member
+from homelink.register.selectors import MemberFilters
 
 
 class MemberFilterForm(forms.Form):

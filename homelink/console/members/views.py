@@ -12,12 +12,11 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from homelink.console import selectors
-from homelink.console.find import why_found
-from homelink.console.members import services
 from homelink.console.members.forms import DecisionForm, MemberFilterForm, OptOutForm, PrimeForm
 from homelink.console.permissions import StaffRequest, staff_view
 from homelink.console.search import PARAMETER, search_recall, search_remember
+from homelink.register import selectors, services
+from homelink.register.find import why_found
 from homelink.register.models import Adult, Link, Member, PendingLink, Source
 from homelink.register.services import link_set_prime, person_opt_out
 from homelink.staff.models import Role

@@ -38,7 +38,6 @@ from homelink.console.messages.forms import (
     TemplateForm,
     initial_from,
 )
-from homelink.console.messages.services import message_export_record
 from homelink.console.permissions import StaffRequest, get_template, staff_view
 from homelink.messaging import merge, selectors
 from homelink.messaging.audience import AudienceError, Copy
@@ -50,6 +49,7 @@ from homelink.messaging.services import (
     Preview,
     SendError,
     message_cancel,
+    message_export_record,
     message_preview,
     message_send,
     template_delete,

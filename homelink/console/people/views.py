@@ -25,7 +25,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from homelink.console.people import services
 from homelink.console.people.forms import (
     AdultSearchForm,
     LettersForm,
@@ -38,9 +37,11 @@ from homelink.console.permissions import StaffRequest, staff_view
 from homelink.console.refusals import form_refused, refused, sentence
 from homelink.console.search import PARAMETER, search_recall, search_remember
 from homelink.mis.phones import for_display
+from homelink.register import services
 from homelink.register.identity import name_key
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member
 from homelink.register.years import in_school_order
+from homelink.registration import letters as security_letters
 from homelink.registration.letters import NoStudents, letters_issue
 from homelink.registration.models import SecurityCode
 from homelink.schools.models import SchoolLogo
@@ -283,7 +284,7 @@ def _pdf(pdf: bytes, filename: str) -> HttpResponse:
 def member_letter_issue(request: StaffRequest, member: Member) -> HttpResponse:
     """Print one new letter for the student, as a one-page PDF download."""
     try:
-        letter = services.member_letter_issue(member=member, actor=request.user)
+        letter = security_letters.member_letter_issue(member=member, actor=request.user)
     except ValidationError as error:
         refused(request, error)
         return redirect("console:member_letters", urn=request.school.urn, member_id=member.pk)
@@ -297,7 +298,7 @@ def member_letter_revoke(request: StaffRequest, member: Member, code: SecurityCo
     if code.revoked_at is not None:
         messages.info(request, "That letter was already revoked.")
     else:
-        services.member_letter_revoke(code=code, actor=request.user)
+        security_letters.member_letter_revoke(code=code, actor=request.user)
         issued = timezone.localtime(code.created_at).strftime("%-d %b %Y %H:%M")
         messages.success(
             request, f"The letter issued {issued} is revoked: its code no longer works."

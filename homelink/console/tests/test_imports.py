@@ -1,8 +1,12 @@
-"""Imports in the browser: upload, the background preview, apply or discard, the history."""
+"""Imports in the browser: upload, the background preview, apply or discard, the history.
+
+The pages queue the worker's task once their request has committed (``mis/runs.py``), so these
+tests commit as a request does (a transactional database): the immediate backend then runs the
+task where the worker would.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +16,10 @@ from django.test import Client
 from django.urls import reverse
 
 from homelink.audit.models import AuditEvent
-from homelink.console.imports.tasks import _Progress, run_console_import, school_folder
 from homelink.mis.models import ImportRun
+from homelink.mis.tasks import run_console_import
 from homelink.mis.tests.factories import pupil, run_import
+from homelink.mis.uploads import school_folder
 from homelink.register.models import Member
 from homelink.schools.models import School
 
@@ -25,6 +30,9 @@ HOSTILE = (
     b'<?xml version="1.0"?><!DOCTYPE CTfile [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
     b"<CTfile><Header>&x;</Header></CTfile>"
 )
+
+
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
@@ -315,38 +323,16 @@ def test_a_queued_request_waits_and_refreshes(client, school, admin_a, settings)
     assert "Refresh" not in response
 
 
-def test_the_task_ignores_a_path_that_is_not_the_requests(school, admin_a):
+def test_the_page_shows_the_progress_the_worker_stored(client, school, admin_a):
     run = ImportRun.objects.create(
         school=school,
-        file_name=CTF,
+        file_name="x.xml",
         digest="",
         format="ctf",
-        status=ImportRun.Status.QUEUED,
-        upload=f"imports/{school.pk}/abc.xml",
-        options={"dry_run": True},
+        progress=0.4,
+        progress_count=600,
     )
-    result = run_console_import.call(school_id=school.pk, run_id=run.pk, upload=str(CTF_PATH))
-    assert result == "nothing to do"
-    run.refresh_from_db()
-    assert run.status == ImportRun.Status.QUEUED
-
-
-def test_progress_is_stored_at_most_twice_a_second(client, school, admin_a):
-    run = ImportRun.objects.create(school=school, file_name="x.xml", digest="", format="ctf")
-    progress = _Progress()
-    progress.run_id = run.pk
-    progress(200, 0.25)
-    progress(400, 0.5)  # too soon: skipped
-    run.refresh_from_db()
-    assert (run.progress_count, run.progress) == (200, 0.25)
-    progress.last = time.monotonic() - 1
-    progress(600, None)
-    run.refresh_from_db()
-    assert (run.progress_count, run.progress) == (600, None)
-
     client.force_login(admin_a)
-    run.progress = 0.4
-    run.save()
     response = client.get(url("import_run", school, run))
     page = response.content.decode()
     assert "40%" in page and "600 members read so far" in page
@@ -371,7 +357,6 @@ def test_history_is_paginated_latest_first(client, school, viewer_a):
     assert "file00.xml" in client.get(url("imports", school) + "?page=2").content.decode()
 
 
-@pytest.mark.django_db(transaction=True)
 def test_the_database_worker_runs_the_preview_and_the_apply(client, school, admin_a, settings):
     """The real backend: the page queues a task row; ``homelink db_worker --batch`` runs it."""
     from django.core.management import call_command

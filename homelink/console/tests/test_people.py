@@ -16,9 +16,9 @@ from django.urls import reverse
 from pypdf import PdfReader
 
 from homelink.audit.models import AuditEvent
-from homelink.console.selectors import member_links
 from homelink.console.tests.conftest import make_user, member_of
 from homelink.register.models import Adult, LikelyDuplicate, Link, Member, Source
+from homelink.register.selectors import member_links
 from homelink.registration.models import SecurityCode
 from homelink.staff.models import Role, StaffMembership
 

@@ -1,33 +1,26 @@
-"""The console's background work: imports uploaded in the browser, run by ``homelink worker``.
+"""The import asked for in the browser, run by ``homelink worker`` (django-tasks).
 
-An upload is stored under ``MEDIA_ROOT/imports/<school pk>/<random name>`` and recorded as a
-``queued`` :class:`~homelink.mis.models.ImportRun` (the *request*: it holds no lock). The task
-gets the request's id and the stored path, never objects, and runs the import service on the
-file; the service makes its own run, which becomes the request's ``followed_by``, and the page of
-the request forwards to it. The stored file belongs to the newest run that may still act on it (a
-preview, a stopped run, a request that found the school busy, a file refused as another
-school's, which an administrator may still import anyway); it is deleted once applied, failed or
-discarded.
+A request is a ``queued`` :class:`~homelink.mis.models.ImportRun` (it holds no lock) made by
+:mod:`homelink.mis.runs`. The task gets the request's id and the stored path, never objects, and
+runs the import service on the file; the service makes its own run, which becomes the request's
+``followed_by``, and the page of the request forwards to it. The stored file then passes to that
+run if it may still act on it, or is deleted (:mod:`homelink.mis.uploads`).
+
+django-tasks keeps this task's dotted path in each queued row: moving or renaming it needs a data
+migration that points queued rows at the new path (console migrations 0005 and 0006).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import secrets
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
 
-from homelink.console.imports.forms import max_upload_bytes
 from homelink.mis.models import ImportRun
 from homelink.mis.records import Format, MisFormatError, ParsedFile
 from homelink.mis.rules import ImportRefused
@@ -38,81 +31,10 @@ from homelink.mis.services import (
     import_parsed,
     open_mis_file,
 )
-from homelink.schools.models import School
+from homelink.mis.uploads import KEEPS_FILE, refused_as_another_schools, release_upload, stored_path
 
-logger = logging.getLogger(__name__)
-
-#: Suffixes kept on a stored file (they help format detection); anything else is dropped.
-KEPT_SUFFIXES = {".xml", ".zip", ".csv", ".txt", ".tsv", ".json"}
 #: Progress is written to the run at most this often.
 PROGRESS_INTERVAL = 0.5
-#: A run the console may still act on keeps its file.
-KEEPS_FILE = {ImportRun.Status.PREVIEW, ImportRun.Status.STOPPED}
-
-
-class UploadTooLarge(Exception):
-    """The upload grew past the cap while it was being stored."""
-
-
-# --- the stored files --------------------------------------------------------------------------
-
-
-def school_folder(school_id: int) -> Path:
-    return Path(settings.MEDIA_ROOT) / "imports" / str(school_id)
-
-
-def store_upload(school: School, upload: UploadedFile, *, cap: int | None = None) -> str:
-    """Write the upload under the school's folder with a random name; return its path relative
-    to MEDIA_ROOT. The user's file name is never part of the path (only a known suffix)."""
-    cap = max_upload_bytes() if cap is None else cap
-    folder = school_folder(school.pk)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    suffix = Path(upload.name or "").suffix.lower()
-    name = secrets.token_hex(16) + (suffix if suffix in KEPT_SUFFIXES else "")
-    target = folder / name
-    written = 0
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in upload.chunks():
-                written += len(chunk)
-                if written > cap:
-                    raise UploadTooLarge
-                out.write(chunk)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
-    return f"imports/{school.pk}/{name}"
-
-
-def stored_path(school_id: int, relative: str) -> Path | None:
-    """The stored file's path, or None when ``relative`` is not one of the school's uploads."""
-    if not relative:
-        return None
-    folder = school_folder(school_id).resolve()
-    path = (Path(settings.MEDIA_ROOT) / relative).resolve()
-    if path.parent != folder:
-        return None
-    return path
-
-
-def delete_uploads(school_id: int, relatives: Iterable[str]) -> None:
-    for relative in relatives:
-        path = stored_path(school_id, relative)
-        if path is not None:
-            path.unlink(missing_ok=True)
-
-
-def release_upload(school_id: int, upload: str, mapping_upload: str) -> None:
-    """Delete a stored file (and its mapping) and forget it on every run that named it."""
-    if upload:
-        ImportRun.objects.filter(school_id=school_id, upload=upload).update(
-            upload="", mapping_upload=""
-        )
-    delete_uploads(school_id, [upload, mapping_upload])
-
-
-# --- the task ----------------------------------------------------------------------------------
 
 
 class _Progress:
@@ -201,11 +123,6 @@ def run_console_import(*, school_id: int, run_id: int, upload: str) -> str:
     if error is not None:
         raise error
     return "done"
-
-
-def refused_as_another_schools(run: ImportRun) -> bool:
-    """A run refused because the file names another school (which may be imported anyway)."""
-    return run.status == ImportRun.Status.FAILED and bool(run.options.get("another_school"))
 
 
 def _request_failed(request: ImportRun, message: str) -> None:

@@ -1,12 +1,12 @@
-"""What a search typed into the members list means (console/find.py): a mobile however it is
+"""What a search typed into the members list means (register/find.py): a mobile however it is
 written, an address in any case, a name however it is accented or punctuated."""
 
 from __future__ import annotations
 
 import pytest
 
-from homelink.console.find import search_q, terms_of
 from homelink.mis.tests.factories import contact, pupil, run_import
+from homelink.register.find import search_q, terms_of
 from homelink.register.models import Member
 from homelink.schools.models import School
 

@@ -1,4 +1,5 @@
-"""Finding anyone from the members list's one search box (issue 10, item 3).
+"""Finding anyone in the register from one search box (the console's members list; issue 10,
+item 3).
 
 The office answers the phone to a parent and types what it has: a name, an email address or a
 mobile number, as people say it ("07700 900123", "07700900123", "+44 7700 900123"). The search

@@ -1,0 +1,109 @@
+"""The stored files of imports asked for in the browser, and which run may still act on one.
+
+An upload is stored under ``MEDIA_ROOT/imports/<school pk>/<random name>``: the user's file name
+is never part of the path. The stored file belongs to the newest run that may still act on it (a
+preview, a stopped run, a request that found the school busy, a file refused as another
+school's, which an administrator may still import anyway); it is deleted once applied, failed or
+discarded (:mod:`homelink.mis.runs`, :mod:`homelink.mis.tasks`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from homelink.mis.models import ImportRun
+
+#: A mapping is a small JSON file.
+MAPPING_MAX_BYTES = 1024 * 1024
+#: Suffixes kept on a stored file (they help format detection); anything else is dropped.
+KEPT_SUFFIXES = {".xml", ".zip", ".csv", ".txt", ".tsv", ".json"}
+#: A run the console may still act on keeps its file.
+KEEPS_FILE = {ImportRun.Status.PREVIEW, ImportRun.Status.STOPPED}
+
+
+class UploadTooLarge(Exception):
+    """The upload grew past the cap while it was being stored."""
+
+
+def max_upload_bytes() -> int:
+    """The largest MIS export the console accepts (HOMELINK_IMPORT_MAX_BYTES, 200 MB)."""
+    return int(settings.HOMELINK_IMPORT_MAX_BYTES)
+
+
+def school_folder(school_id: int) -> Path:
+    return Path(settings.MEDIA_ROOT) / "imports" / str(school_id)
+
+
+def store_upload(school_id: int, upload: UploadedFile, *, cap: int | None = None) -> str:
+    """Write the upload under the school's folder with a random name; return its path relative
+    to MEDIA_ROOT. The user's file name is never part of the path (only a known suffix)."""
+    cap = max_upload_bytes() if cap is None else cap
+    folder = school_folder(school_id)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    suffix = Path(upload.name or "").suffix.lower()
+    name = secrets.token_hex(16) + (suffix if suffix in KEPT_SUFFIXES else "")
+    target = folder / name
+    written = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in upload.chunks():
+                written += len(chunk)
+                if written > cap:
+                    raise UploadTooLarge
+                out.write(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return f"imports/{school_id}/{name}"
+
+
+def stored_path(school_id: int, relative: str) -> Path | None:
+    """The stored file's path, or None when ``relative`` is not one of the school's uploads."""
+    if not relative:
+        return None
+    folder = school_folder(school_id).resolve()
+    path = (Path(settings.MEDIA_ROOT) / relative).resolve()
+    if path.parent != folder:
+        return None
+    return path
+
+
+def delete_uploads(school_id: int, relatives: Iterable[str]) -> None:
+    for relative in relatives:
+        path = stored_path(school_id, relative)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
+def release_upload(school_id: int, upload: str, mapping_upload: str) -> None:
+    """Delete a stored file (and its mapping) and forget it on every run that named it."""
+    if upload:
+        ImportRun.objects.filter(school_id=school_id, upload=upload).update(
+            upload="", mapping_upload=""
+        )
+    delete_uploads(school_id, [upload, mapping_upload])
+
+
+# --- what a run may still do with its file ------------------------------------------------------
+
+
+def refused_as_another_schools(run: ImportRun) -> bool:
+    """A run refused because the file names another school (which may be imported anyway)."""
+    return run.status == ImportRun.Status.FAILED and bool(run.options.get("another_school"))
+
+
+def found_busy(run: ImportRun) -> bool:
+    """A request that found another import of the school running (it may be tried again)."""
+    return run.status == ImportRun.Status.FAILED and bool(run.options.get("busy"))
+
+
+def may_act(run: ImportRun) -> bool:
+    """Whether the run may still act on its stored file: apply, retry or discard it."""
+    return bool(run.upload) and run.followed_by_id is None
