@@ -30,6 +30,7 @@ from homelink.ratelimit import devices
 from homelink.ratelimit.ip import client_ip
 from homelink.registration.linking import CodeNotAccepted, LinkRefused
 from homelink.registration.redeem import redeem_code
+from homelink.staff.middleware import STAFF_KEY
 from homelink.staff.models import StaffMembership
 
 LOGIN_FAILED = "The email address or password is not right. Check them and try again."
@@ -57,9 +58,14 @@ def _next_url(request: HttpRequest) -> str:
     ):
         return target
     # School staff sign in on the same page and go to their console (they may be parents too:
-    # their account page is one link away).
+    # their account page is one link away). Only a session marked staff at login is asked, so
+    # a parent's sign-in makes no membership query.
     user_id = request.user.pk
-    if user_id is not None and StaffMembership.objects.filter(user_id=user_id).exists():
+    if (
+        user_id is not None
+        and request.session.get(STAFF_KEY)
+        and StaffMembership.objects.filter(user_id=user_id).exists()
+    ):
         return reverse("console:home")
     return reverse(settings.LOGIN_REDIRECT_URL)
 

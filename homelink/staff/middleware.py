@@ -1,9 +1,13 @@
 """Staff sessions end when idle for 30 minutes and 12 hours after login.
 
 Staff see the whole register of a school, often on shared office machines, so their sessions
-are short; parents see only their own details and keep Django's ordinary session. Whether a
-user is staff is read per request (one indexed query), so a membership given or taken away
-applies at once.
+are short; parents see only their own details and keep Django's ordinary session.
+
+Whether a user is staff is read (one indexed query) on every request to the staff areas, the
+console and the admin, so a membership given or taken away applies there at once. Elsewhere
+(the parents' pages, where an install's load is) no query is made: a session that has been a
+staff session is marked as such, and its clocks apply on every page from then on, so a staff
+member idle for half an hour is signed out wherever they come back.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from homelink.staff.models import StaffMembership
 #: Named when these sessions were the console's; a new name would restart every clock.
 LOGIN_AT_KEY = "console_login_at"
 LAST_SEEN_KEY = "console_last_seen"
+#: Set once a request has found the session's user to be staff (at login or in a staff area).
+STAFF_KEY = "staff_session"
+#: Where staff see a school's data: membership is checked on every request here.
+STAFF_PATHS = ("/console/", "/admin/")
 #: Writing the session on every request costs a database write each time; a minute's
 #: imprecision in the idle clock does not matter.
 TOUCH_EVERY_SECONDS = 60
@@ -64,9 +72,16 @@ class StaffSessionMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if is_staff_user(request.user):
+        session = request.session
+        if request.path_info.startswith(STAFF_PATHS):
+            staff = is_staff_user(request.user)
+            if staff and not session.get(STAFF_KEY):
+                session[STAFF_KEY] = True
+        else:
+            # A parent's request: the flag, read from the session already loaded for the user.
+            staff = bool(session.get(STAFF_KEY)) and request.user.is_authenticated
+        if staff:
             now = now_stamp()
-            session = request.session
             login_at = session.get(LOGIN_AT_KEY)
             last_seen = session.get(LAST_SEEN_KEY)
             if not isinstance(login_at, int) or not isinstance(last_seen, int):

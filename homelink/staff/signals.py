@@ -8,14 +8,23 @@ from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from homelink.staff.middleware import LAST_SEEN_KEY, LOGIN_AT_KEY, now_stamp
+from homelink.staff.middleware import (
+    LAST_SEEN_KEY,
+    LOGIN_AT_KEY,
+    STAFF_KEY,
+    is_staff_user,
+    now_stamp,
+)
 
 
 @receiver(user_logged_in, dispatch_uid="staff_session_clock")
 def start_session_clock(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    # Set for everyone (two integers): whether the user is staff is decided per request, so a
-    # parent who is made staff mid-session is timed from their real login.
+    # The clocks are set for everyone (two integers), so a parent who is made staff mid-session
+    # is timed from their real login once a staff area marks the session.
     if request is not None and hasattr(request, "session"):
         stamp = now_stamp()
         request.session[LOGIN_AT_KEY] = stamp
         request.session[LAST_SEEN_KEY] = stamp
+        if is_staff_user(user):
+            # The clocks then apply on every page, with no query outside the staff areas.
+            request.session[STAFF_KEY] = True

@@ -29,9 +29,9 @@ from homelink.schools.models import School
 
 pytestmark = pytest.mark.django_db
 
-#: Every signed-in request: the session, its user, and whether the user is staff (staff sessions
-#: are shorter: homelink.staff.middleware).
-SIGNED_IN = 3
+#: Every signed-in request: the session and its user. Whether the user is staff (staff sessions
+#: are shorter) is asked only in the staff areas, else read from the session (staff.middleware).
+SIGNED_IN = 2
 #: The account page: the parent, the children linked, the children waiting for the school, and
 #: how the account's adults are reached.
 ACCOUNT = SIGNED_IN + 4
@@ -46,7 +46,7 @@ LINK_CLAIM = LINK_NEW_ADULT + 1
 #: Signing in from a new device: four counts (address, account and address, the account's new
 #: devices, site-wide); the user; the account-and-address count cleared and the other two given
 #: back in one; the new session (its key checked, then saved); last_login; whether the user is
-#: staff (where to go next); the session written with the user in it.
+#: staff (for the session's clocks, and where to go next); the session written with the user in it.
 SIGN_IN = 4 + 1 + 2 + 2 + 1 + 1 + 1
 #: From a device known for the account: its cookie checked against the account's password; two
 #: counts (this device's, site-wide); the user; this device's count cleared; then as above.

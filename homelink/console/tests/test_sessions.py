@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from homelink.console.tests.conftest import make_user
-from homelink.staff.middleware import LAST_SEEN_KEY, LOGIN_AT_KEY, now_stamp
+from homelink.console.tests.conftest import make_user, member_of
+from homelink.staff.middleware import LAST_SEEN_KEY, LOGIN_AT_KEY, STAFF_KEY, now_stamp
+from homelink.staff.models import Role
 
 MINUTE = 60
 HOUR = 60 * MINUTE
@@ -102,3 +105,50 @@ def test_the_limits_are_settings(client, admin_a, dashboard, settings):
     client.force_login(admin_a)
     age_session(client, login_ago=10 * MINUTE, seen_ago=6 * MINUTE)
     assert client.get(dashboard).status_code == 302
+
+
+def test_an_idle_staff_session_ends_on_a_parents_page_too(client, admin_a):
+    # Staff may be parents too: coming back after the limit to their own account page, not the
+    # console, still signs them out.
+    client.force_login(admin_a)
+    age_session(client, login_ago=HOUR, seen_ago=31 * MINUTE)
+    response = client.get(reverse("account"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_parents_pages_ask_nothing_about_staff(client, school):
+    parent = make_user("parent@home.example")
+    client.force_login(parent)
+    assert STAFF_KEY not in client.session
+    for url in (reverse("healthz"), reverse("account")):
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        asked = [q["sql"] for q in captured.captured_queries if "staffmembership" in q["sql"]]
+        assert asked == [], url
+
+
+def test_a_parent_made_staff_mid_session_is_timed_from_their_login(client, school):
+    parent = make_user("parent@home.example")
+    client.force_login(parent)
+    age_session(client, login_ago=12 * HOUR + 1, seen_ago=MINUTE)
+    # Still a parent: the parents' pages carry on.
+    assert client.get(reverse("account")).status_code == 200
+    member_of(parent, school, Role.ADMINISTRATOR)
+    # The first staff page reads the new membership and applies the clocks from the login.
+    dashboard = reverse("console:dashboard", kwargs={"urn": school.urn})
+    assert client.get(dashboard)["Location"].startswith(reverse("login"))
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_staff_area_marks_a_session_that_became_staff(client, school):
+    parent = make_user("parent@home.example")
+    client.force_login(parent)
+    member_of(parent, school, Role.ADMINISTRATOR)
+    dashboard = reverse("console:dashboard", kwargs={"urn": school.urn})
+    assert client.get(dashboard).status_code == 200
+    assert client.session[STAFF_KEY] is True
+    # From then on the clocks apply everywhere.
+    age_session(client, login_ago=HOUR, seen_ago=31 * MINUTE)
+    assert client.get(reverse("account")).status_code == 302
