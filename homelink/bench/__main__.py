@@ -19,7 +19,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["imports", "letters", "redeem", "messages", "search", "load"],
+        choices=["imports", "letters", "messages", "search", "load"],
         action="append",
         help="run only these benchmarks",
     )
@@ -27,18 +27,15 @@ def main() -> None:
     import django
 
     django.setup()
-    from homelink.bench import imports, letters, load, messages, redeem, search
+    from homelink.bench import imports, letters, load, messages, search
 
-    only = set(args.only or ["imports", "letters", "redeem", "messages", "search", "load"])
+    only = set(args.only or ["imports", "letters", "messages", "search", "load"])
     if "imports" in only:
         sizes = args.pupils or ([2_000] if args.quick else [2_000, 100_000])
         imports.run(sizes)
     if "letters" in only:
         print()
         letters.run()
-    if "redeem" in only:
-        print()
-        redeem.run()
     if "messages" in only:
         print()
         messages.run(quick=args.quick)

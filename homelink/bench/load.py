@@ -20,8 +20,8 @@ How the figures are made:
 - **The load**: wrk (a separate process, HTTP/1.1) with ``CONNECTIONS`` connections, requests
   made by a Lua script from files of sessions, codes and addresses. Each round runs every page
   in turn for ``seconds`` (sign-in at least ``SIGNIN_SECONDS``): hello world, hello world sent
-  with a parent's session (the floor of every signed-in page: its session, user and staff
-  check, not judged), sign-in, the account page, linking. A page's figure is the median of its
+  with a parent's session (what any request with a session costs: the session read, not
+  judged), sign-in, the account page, linking. A page's figure is the median of its
   rounds, with the spread (lowest-highest); between runs the server is left to finish what
   the last one sent. Throughput and p95 are measured flat out (each connection sends its next
   request when the last is answered), and both are judged; flat out, though, latency is only
@@ -82,8 +82,8 @@ CSRF = "BenchCsrfSecretBenchCsrfSecret42"  # 32 characters: a CSRF secret, cooki
 #: The fastest linking is assumed to go, for how many fresh codes to make per run; a run that
 #: uses them all says so (its figure is then a lower bound).
 LINK_CEILING_PER_S = 800
-#: Measured in turn, each round: the floor, then the pages. "signed_in" is the floor of every
-#: signed-in page (hello world with a parent's session), for reading, not judged.
+#: Measured in turn, each round: the floor, then the pages. "signed_in" is hello world with a
+#: parent's session (the session read, which every signed-in page does), for reading, not judged.
 PAGES = ("hello", "signed_in", "signin", "account", "link")
 JUDGED = ("signin", "account", "link")
 LABELS = {
@@ -267,8 +267,8 @@ def _report(
             ratio, latency = f"{rate / hello:.2f}", _ms(p95)
         print(f"{line}  ratio {ratio} ({min(ratios):.2f}-{max(ratios):.2f})  p95 {latency}")
     print(
-        "    (signed-in hello: hello world sent with a parent's session, what every signed-in "
-        "page costs\n    before its own work; sign-in, MD5: a second server whose only "
+        "    (signed-in hello: hello world sent with a parent's session, the session read that "
+        "every\n    signed-in page does before its own work; sign-in, MD5: a second server whose only "
         "difference is a cheap\n    password hasher, bench-only: sign-in without the "
         "password's cost. Neither is judged.)"
     )
