@@ -268,9 +268,9 @@ def _report(
         print(f"{line}  ratio {ratio} ({min(ratios):.2f}-{max(ratios):.2f})  p95 {latency}")
     print(
         "    (signed-in hello: hello world sent with a parent's session, the session read that "
-        "every\n    signed-in page does before its own work; sign-in, MD5: a second server whose only "
-        "difference is a cheap\n    password hasher, bench-only: sign-in without the "
-        "password's cost. Neither is judged.)"
+        "every\n    signed-in page does before its own work; sign-in, MD5: a second server "
+        "whose only difference\n    is a cheap password hasher, bench-only: sign-in without "
+        "the password's cost. Neither is judged.)"
     )
     print(
         f"  paced at the target load, 0.3 x hello world = {target_rate:,.0f} requests/s over "
