@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "homelink.messaging",
     "homelink.ratelimit",
     "homelink.registration",
+    "homelink.privacy",
 ]
 
 MIDDLEWARE = [
@@ -311,6 +312,11 @@ HOMELINK_STAFF_SESSION_SECONDS = int(os.environ.get("HOMELINK_STAFF_SESSION_SECO
 # Where parents reach the site: printed on security letters. Also the address SMS providers
 # call back: receipt URLs are built from it and Twilio's signatures are checked against it.
 HOMELINK_PUBLIC_URL = os.environ.get("HOMELINK_PUBLIC_URL", "http://127.0.0.1:8000")
+
+# Data protection: an adult from the MIS who has never been sent the school's privacy notice is
+# sent it before the school's first message reaches them (homelink/privacy/notices.py). On
+# unless "0"; the test suite turns it off and the tests of the notice turn it back on.
+HOMELINK_FIRST_CONTACT_NOTICE = os.environ.get("HOMELINK_FIRST_CONTACT_NOTICE", "1") != "0"
 
 # Imports: a whole-roll import that would mark more than this share of current students as left
 # stops and asks for confirmation (the classic mistake is exporting one year group).

@@ -28,5 +28,7 @@ urlpatterns = [
     # Providers' webhooks: SMS receipts and inbound texts, and email events through anymail.
     path("hooks/anymail/<str:esp>/tracking/", tracking_webhook, name="email_events"),
     path("hooks/", include("homelink.messaging.urls_hooks")),
+    # A school's privacy notice, and the "stop messages" links in its emails and notices.
+    path("", include("homelink.privacy.urls")),
     path("", include("homelink.accounts.urls")),
 ]

@@ -226,12 +226,16 @@ def account_messages(request: HttpRequest) -> HttpResponse:
     )
 
 
+#: Each names the school's privacy notice, linked beside the school on the account page (where
+#: opening it records that the parent was shown it): privacy/notices.py.
 LINK_MESSAGES = {
-    "linked": "You are now linked to {name}.",
+    "linked": "You are now linked to {name}. Read how {school} uses your details: its privacy "
+    "notice is linked beside the school below.",
     "waiting": "The school will check this link before it is made. {name} will appear as "
     "linked once the school has checked it.",
     "already": "You were already linked to {name}.",
-    "registered": "Thank you, {name}: you are now registered with {school}.",
+    "registered": "Thank you, {name}: you are now registered with {school}. Read how it uses "
+    "your details: its privacy notice is linked beside the school below.",
 }
 
 

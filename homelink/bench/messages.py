@@ -141,6 +141,9 @@ def _environ(**extra: str) -> dict[str, str]:
         if k not in NOT_PASSED_ON and not k.startswith(("EMAIL_", "HOMELINK_TWILIO_"))
     }
     env["DJANGO_SETTINGS_MODULE"] = "homelink.settings"
+    # A school's messages once its parents have been told: the first-contact privacy notice is
+    # once per adult, and would otherwise double the first send and hold its copies behind it.
+    env["HOMELINK_FIRST_CONTACT_NOTICE"] = "0"
     env.update(extra)
     return env
 

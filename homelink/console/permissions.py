@@ -233,6 +233,8 @@ def staff_view(
         wrapper.console_staff_view = True  # type: ignore[attr-defined]
         # The separation test reads it: a sender's POST is refused except where it is theirs.
         wrapper.console_post_role = post_role  # type: ignore[attr-defined]
+        # And a viewer's GET of an administrators' page (the audit trail) is refused.
+        wrapper.console_min_role = min_role  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

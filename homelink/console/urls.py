@@ -9,10 +9,14 @@ from __future__ import annotations
 from django.urls import path
 
 from homelink.console import views
+from homelink.console.audit import urls as audit_urls
+from homelink.console.erasure import urls as erasure_urls
 from homelink.console.imports import urls as imports_urls
 from homelink.console.members import urls as members_urls
 from homelink.console.messages import urls as messages_urls
+from homelink.console.notices import urls as notices_urls
 from homelink.console.people import urls as people_urls
+from homelink.console.sar import urls as sar_urls
 from homelink.console.staff import urls as staff_urls
 
 app_name = "console"
@@ -29,4 +33,8 @@ urlpatterns += (
     + people_urls.urlpatterns
     + staff_urls.urlpatterns
     + messages_urls.urlpatterns
+    + notices_urls.urlpatterns
+    + audit_urls.urlpatterns
+    + sar_urls.urlpatterns
+    + erasure_urls.urlpatterns
 )

@@ -11,6 +11,7 @@ from django.utils import timezone
 from homelink.console.permissions import StaffRequest, staff_view
 from homelink.messaging.selectors import delivery_summary
 from homelink.mis.selectors import import_issues, last_applied_import
+from homelink.privacy.notices import untold_count
 from homelink.register.selectors import data_issues, reach
 from homelink.staff.selectors import confirmed_memberships
 
@@ -51,5 +52,6 @@ def dashboard(request: StaffRequest) -> HttpResponse:
             "last_import": last_import,
             "issues": issues,
             "delivery": delivery_summary(school, timezone.now()),
+            "untold": untold_count(school),
         },
     )

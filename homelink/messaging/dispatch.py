@@ -73,6 +73,7 @@ from django.db.models import F, Min
 from django.utils import timezone
 
 from homelink.messaging import merge
+from homelink.messaging.erasure import forget_if_gone
 from homelink.messaging.gateways import GatewayError, SmsGateway, sms_gateway, sms_gateway_class
 from homelink.messaging.gateways.base import scrub
 from homelink.messaging.gateways.connection import parse_retry_after
@@ -89,6 +90,8 @@ from homelink.messaging.models import (
 )
 from homelink.messaging.pacing import Pace, held_gateways, rate_for
 from homelink.mis.phones import for_display
+from homelink.privacy import notices
+from homelink.privacy.tokens import ADULT, footer_links, stop_url
 from homelink.register.models import Adult, Member
 from homelink.schools.models import School
 
@@ -281,7 +284,7 @@ def claim(channel: str, worker: str, *, limit: int | None = None) -> list[Claime
         for delivery in claimed:
             delivery.message = messages[delivery.message_id]
             delivery.send_by = send_by
-        return _drop_unwanted(claimed, now)
+        return _wait_for_notices(_drop_unwanted(claimed, now), worker, now)
 
 
 #: The share of a lease kept free at its end: a worker starts no send after the rest has gone,
@@ -379,7 +382,81 @@ def _drop_unwanted(claimed: list[Claimed], now: dt.datetime) -> list[Claimed]:
                 lease_until=None,
             )
         _refund([d for d in claimed if d.pk in skipped])
+        forget_if_gone(skipped)
     return keep
+
+
+#: Why a copy waits: its adult's privacy notice has not gone yet.
+NOTICE_FIRST = "waiting: the privacy notice goes first"
+#: How long it waits before it is looked at again (the notice is urgent: it goes in seconds).
+NOTICE_WAIT = dt.timedelta(seconds=2)
+
+
+def _wait_for_notices(claimed: list[Claimed], worker: str, now: dt.datetime) -> list[Claimed]:
+    """Hold back every copy for an adult who was sent the privacy notice (``privacy.notices``)
+    until one of their notices has gone (``sent`` or ``delivered``), in this claim's
+    transaction: put back (no attempt spent, lanes kept) while a notice is queued or being
+    sent; when every notice they were sent ended without reaching them (refused, bounced,
+    given up on, cancelled), :func:`~homelink.privacy.notices.notice_retry` queues it once on
+    their other channel (the copy waits for that), or, with no channel left, the copy is
+    skipped (:data:`~homelink.privacy.notices.NOT_TOLD`) so it never reaches them untold. An
+    adult shown the notice on the web site counts as told. Adults never sent a notice
+    (registered on the web, added by staff, the notice turned off) are not held.
+
+    Why this is enough: a notice and the copies it must precede commit together; a notice's
+    copy is ``sent`` only once the gateway took it; so a copy claimed when its adult's notice
+    has gone follows it, whichever worker or channel sends what. A notice claimed in this very
+    statement is ``sending``: its companions wait."""
+    adult_ids = {a for d in claimed if d.message.kind != Message.Kind.NOTICE for a in d.adult_ids}
+    if not adult_ids:
+        return claimed
+    quote = connection.ops.quote_name
+    deliveries, messages = quote(Delivery._meta.db_table), quote(Message._meta.db_table)
+    statuses: dict[int, set[str]] = {}
+    for adult_id, status in _rows(
+        f"SELECT d.adult_id, d.status FROM {deliveries} d JOIN {messages} m "  # noqa: S608 - names from the models
+        "ON m.id = d.message_id WHERE m.kind = %s AND d.adult_id IN ({})",
+        adult_ids,
+        before=[Message.Kind.NOTICE],
+    ):
+        statuses.setdefault(adult_id, set()).add(status)
+    waiting: set[int] = set()
+    ended: set[int] = set()
+    for adult_id, found in statuses.items():
+        if found.intersection(notices.REACHED):
+            continue
+        if found.intersection(notices.ON_ITS_WAY):
+            waiting.add(adult_id)
+        else:
+            ended.add(adult_id)
+    untold: set[int] = set()
+    if ended:
+        retried = notices.notice_retry(ended)
+        waiting |= retried.waiting
+        untold = retried.untold
+    if not waiting and not untold:
+        return claimed
+    skipped: list[Claimed] = []
+    held: list[Claimed] = []
+    for d in claimed:
+        if d.message.kind == Message.Kind.NOTICE:
+            continue
+        if not untold.isdisjoint(d.adult_ids):
+            # One copy to an address several adults share reaches each of them.
+            skipped.append(d)
+        elif not waiting.isdisjoint(d.adult_ids):
+            held.append(d)
+    release(held, worker, until=now + NOTICE_WAIT, reason=NOTICE_FIRST)
+    if skipped:
+        Delivery.objects.filter(pk__in=[d.pk for d in skipped]).update(
+            status=Status.SKIPPED,
+            reason=notices.NOT_TOLD,
+            status_at=now,
+            lease_until=None,
+        )
+        _refund(skipped)
+    out = {d.id for d in held} | {d.id for d in skipped}
+    return [d for d in claimed if d.id not in out]
 
 
 def _refund(deliveries: list[Claimed]) -> None:
@@ -503,6 +580,8 @@ class Recorder:
                 f"({t}.sent_at IS NULL AND {t}.status NOT IN ('queued', 'sending')))",
                 params,
             )
+        # A copy whose person was erased while it was being sent keeps no address.
+        forget_if_gone([pk for pk, _ in self.pending])
         self.pending = []
 
     def error(self, delivery: Claimed, error: GatewayError) -> None:
@@ -550,6 +629,7 @@ class Recorder:
                 status_at=now,
                 lease_until=None,
             )
+            forget_if_gone([delivery.pk])
 
 
 # --- send ---------------------------------------------------------------------------------------
@@ -619,21 +699,39 @@ class Turn:
         return more or (equal and now - self.started > TURN_SECONDS)
 
 
+#: In a privacy notice's SMS: the adult's own page (the notice and a button to stop messages).
+NOTICE_LINK = "{link}"
+
+
 def render_for(text: str, delivery: Claimed | Delivery) -> str:
-    return merge.render(
+    rendered = merge.render(
         text,
         name=delivery.name,
         children=delivery.children,
         school=delivery.message.school.name,
     )
+    if delivery.message.kind == Message.Kind.NOTICE and delivery.adult_id is not None:
+        rendered = rendered.replace(NOTICE_LINK, stop_url(ADULT, delivery.adult_id))
+    return rendered
 
 
-def email_footer(school: School) -> str:
+def email_footer(
+    school: School,
+    *,
+    adult_id: int | None = None,
+    member_id: int | None = None,
+    adult_ids: list[int] | tuple[int, ...] = (),
+) -> str:
     """What every message email ends with: who sent it and how to reach the office, below a
-    signature separator ("-- "), which mail programs show as the signature."""
+    signature separator ("-- "), which mail programs show as the signature; then the school's
+    privacy notice and the link that stops messages to the copy's address (no sign-in), for
+    every adult it was sent to there."""
     lines = ["", "", "-- ", school.name]
     if school.office_phone:
         lines.append(f"School office: {for_display(school.office_phone, school.phone_region)}")
+    lines += footer_links(
+        school.urn, school.name, adult_id=adult_id, member_id=member_id, adult_ids=adult_ids
+    )
     return "\n".join(lines)
 
 
@@ -649,7 +747,13 @@ def email_for(delivery: Claimed) -> EmailMessage:
     from_email = formataddr((message.school.name, _site_address(settings.DEFAULT_FROM_EMAIL)))
     return EmailMessage(
         subject=render_for(message.subject, delivery),
-        body=render_for(message.email_body, delivery) + email_footer(message.school),
+        body=render_for(message.email_body, delivery)
+        + email_footer(
+            message.school,
+            adult_id=delivery.adult_id,
+            member_id=delivery.member_id,
+            adult_ids=delivery.adult_ids,
+        ),
         from_email=from_email,
         to=[delivery.to],
         # Our own Message-ID: SMTP has no other id to match a bounce against later; building it

@@ -77,6 +77,13 @@ class Message(models.Model):
         BOTH = "both", "SMS and email"
         EMAIL_ELSE_SMS = "email_else_sms", "email, else SMS"
 
+    class Kind(models.TextChoices):
+        SCHOOL = "school", "school message"
+        #: The school's privacy notice, sent to an adult from the MIS before anything else
+        #: (``homelink.privacy.notices``): dispatch holds that adult's other copies until it
+        #: has gone.
+        NOTICE = "notice", "privacy notice"
+
     class Status(models.TextChoices):
         # Only what cannot be derived: whether it is scheduled follows from ``send_at``, and
         # how far it has got from its deliveries (``selectors.message_state``).
@@ -90,6 +97,7 @@ class Message(models.Model):
     #: Goes into every gateway idempotency key, so keys never repeat across installs.
     key = models.CharField(max_length=16, default=new_message_key, editable=False)
     mode = models.CharField(max_length=16, choices=Mode.choices)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.SCHOOL)
     #: The audience as chosen (see :class:`homelink.messaging.audience.Audience`) and its summary.
     audience = models.JSONField(default=dict)
     audience_label = models.CharField(max_length=255, blank=True)

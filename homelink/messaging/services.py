@@ -11,8 +11,9 @@ only after the commit.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -27,6 +28,9 @@ from homelink.messaging.models import Channel, Delivery, Message, Template
 from homelink.messaging.sms import SmsSize, sms_size
 from homelink.schools.models import School
 from homelink.staff.actor import Actor, actor_parts
+
+if TYPE_CHECKING:
+    from homelink.privacy.notices import NoticePlan
 
 #: A chosen time this close to now counts as now (a form filled in over a minute boundary).
 SCHEDULE_SLACK = dt.timedelta(minutes=1)
@@ -92,6 +96,13 @@ class Preview:
     ucs2_by_names: int
     credits_available: int
     threshold: int
+    #: The privacy notice that goes first to adults from the MIS not yet told
+    #: (``privacy.notices``): its copies and credits come on top of the message's.
+    notices: NoticePlan | None = None
+
+    @property
+    def notice_credits(self) -> int:
+        return self.notices.credits if self.notices is not None else 0
 
     @property
     def total(self) -> int:
@@ -103,9 +114,10 @@ class Preview:
 
     @property
     def enough_credits(self) -> bool:
-        return self.credits <= self.credits_available
+        return self.credits + self.notice_credits <= self.credits_available
 
     def as_json(self) -> dict[str, Any]:
+        notices = {"privacy_notices": self.notices.as_json()} if self.notices is not None else {}
         return {
             # Everyone the audience names: those reached plus those left out, by reason.
             "recipients": self.resolved.people,
@@ -121,6 +133,7 @@ class Preview:
             "credits_available": self.credits_available,
             "unreachable": len(self.resolved.unreachable),
             "needs_confirmation": self.needs_confirmation,
+            **notices,
         }
 
 
@@ -163,6 +176,9 @@ def _sizes(copies: list[Copy], draft: Draft, school: School) -> list[SmsSize | N
 
 
 def _preview(school: School, draft: Draft) -> tuple[Preview, list[int]]:
+    # Data protection sits above messaging, and hooks in here and in message_send.
+    from homelink.privacy import notices
+
     _check(draft)
     try:
         resolved = resolve(school, draft.audience, draft.mode)
@@ -186,6 +202,11 @@ def _preview(school: School, draft: Draft) -> tuple[Preview, list[int]]:
         ucs2_by_names=ucs2_by_names,
         credits_available=school.sms_credits,
         threshold=school.large_send_threshold,
+        notices=notices.first_contact_plan(
+            school, {a for c in resolved.copies for a in c.adult_ids}
+        )
+        if notices.enabled()
+        else None,
     )
     return preview, [size.parts if size is not None else 0 for size in sizes]
 
@@ -221,6 +242,8 @@ def message_send(
     has grown past it since, they are asked again."""
     now = timezone.now()
     send_at = _send_at(draft, now)
+    from homelink.privacy.notices import NotEnoughCreditsForNotice, first_contact_queue
+
     label, actor_id = actor_parts(actor)
     with transaction.atomic():
         preview, parts = _preview(school, draft)
@@ -255,12 +278,27 @@ def message_send(
             credits_charged=preview.credits,
             unreachable_count=len(preview.resolved.unreachable),
         )
-        _insert_deliveries(
+        insert_deliveries(
             message=message,
             copies=preview.resolved.copies,
             parts=parts,
             priority=Delivery.URGENT if draft.urgent else Delivery.BULK,
         )
+        if preview.notices is not None:
+            try:
+                # Adults from the MIS never told how the school uses their details are sent
+                # its privacy notice first, in this transaction; dispatch holds their copies
+                # of this message until theirs has gone.
+                first_contact_queue(
+                    school=school,
+                    actor=actor,
+                    via=via,
+                    adult_ids={a for c in preview.resolved.copies for a in c.adult_ids},
+                )
+            except NotEnoughCreditsForNotice as error:
+                raise NotEnoughCredits(
+                    preview.credits + error.needed, error.available + preview.credits
+                ) from error
         audit_record(
             school=school,
             actor_label=label,
@@ -288,8 +326,25 @@ def _column(name: str) -> str:
     return field.column
 
 
-def _insert_deliveries(
-    *, message: Message, copies: list[Copy], parts: list[int], priority: int
+class CopyLike(Protocol):
+    """What a delivery row is made from: an audience's copy, or a privacy notice's."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def adult_ids(self) -> list[int]: ...
+    @property
+    def member_ids(self) -> list[int]: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def children(self) -> str: ...
+
+
+def insert_deliveries(
+    *, message: Message, copies: Sequence[CopyLike], parts: list[int], priority: int
 ) -> None:
     """One row per copy, written the fastest way each database has (COPY on PostgreSQL, one
     prepared INSERT run for every row on SQLite): a send to 10,000 people is queued in well
@@ -366,7 +421,7 @@ def _insert_deliveries(
             )
 
 
-def _lanes(message: Message, copies: list[Copy], priority: int) -> list[int | None]:
+def _lanes(message: Message, copies: Sequence[CopyLike], priority: int) -> list[int | None]:
     """Each copy's place in the fair-share order (``messaging.lanes``): consecutive per channel
     from where that channel's queue stands now; none yet for a scheduled message, which is
     placed when its time comes."""
@@ -389,10 +444,21 @@ def _wake_workers(message_id: int) -> None:
     wake_for_message(message_id)
 
 
+#: Why the privacy notice has no cancel button: what the school must send before its messages.
+NOTICE_NOT_CANCELLED = (
+    "A privacy notice cannot be cancelled: the school must tell these parents how it uses "
+    "their details before its messages reach them, and those messages wait for it."
+)
+
+
 def message_cancel(*, message: Message, actor: Actor) -> int:
     """Cancel what of ``message`` has not gone yet; refunds its SMS credits. Copies a worker has
     already taken are not recalled (they are at the gateway, or about to be). Returns how many
-    copies were cancelled."""
+    copies were cancelled. A privacy notice cannot be cancelled (:data:`NOTICE_NOT_CANCELLED`)."""
+    if message.kind == Message.Kind.NOTICE:
+        # The school's messages to these adults wait for it (privacy.notices): every one of
+        # them must be told before those reach them.
+        raise SendError(NOTICE_NOT_CANCELLED)
     label, actor_id = actor_parts(actor)
     now = timezone.now()
     with transaction.atomic():

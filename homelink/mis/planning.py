@@ -39,6 +39,7 @@ from homelink.mis.snapshot import (
     batches,
     details_digest,
 )
+from homelink.mis.tombstones import ErasedContacts
 from homelink.register.identity import clean_text, normalise_email
 from homelink.register.models import Adult, Member, Source
 from homelink.schools.models import School
@@ -166,6 +167,8 @@ class Planner:
         self.identity = AdultIdentity(
             register, self.report, self.region, self._statements, self._new_refs
         )
+        #: People erased at their request: never imported again until staff lift it.
+        self.erased = ErasedContacts.load(school)
 
     # -- members ------------------------------------------------------------------------------
 
@@ -297,6 +300,7 @@ class Planner:
 
     def _contacts_of(self, student: Ref, record: MemberRecord, label: str) -> None:
         resolved = self.identity.within(student, record, label)
+        resolved = self.erased.drop(resolved, record.mis_id, label, self.report)
         self._check_priorities(record, label)
         pending = [item for item in resolved if item.ref is None]
         if self.identity.needs_existing(pending):

@@ -9,6 +9,7 @@ discarded (:mod:`homelink.mis.runs`, :mod:`homelink.mis.tasks`).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from collections.abc import Iterable
@@ -16,6 +17,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from homelink.mis.models import ImportRun
 
@@ -107,3 +111,76 @@ def found_busy(run: ImportRun) -> bool:
 def may_act(run: ImportRun) -> bool:
     """Whether the run may still act on its stored file: apply, retry or discard it."""
     return bool(run.upload) and run.followed_by_id is None
+
+
+# --- stored files nobody needs any more (erasure and retention, homelink/privacy/) ---------------
+
+#: Runs at work on their file: it is never deleted from under them.
+AT_WORK = (ImportRun.Status.QUEUED, ImportRun.Status.RUNNING)
+#: A file no run names yet may be one being stored for a request that has not committed.
+ORPHAN_GRACE = dt.timedelta(hours=1)
+
+
+def uploads_waiting(school_id: int) -> int:
+    """Stored uploads a run is at work on or may still act on (apply, retry, discard)."""
+    return (
+        ImportRun.objects.filter(school_id=school_id)
+        .exclude(upload="")
+        .filter(Q(status__in=AT_WORK) | Q(followed_by__isnull=True))
+        .values("upload")
+        .distinct()
+        .count()
+    )
+
+
+def uploads_unneeded(school_id: int, *, waiting_before: dt.datetime | None = None) -> list[str]:
+    """The school's stored files (uploads and mappings, relative to MEDIA_ROOT) that no run
+    needs: named only by runs that finished and can no longer act on them, or (with
+    ``waiting_before``) by runs that could but were left waiting since before then; and files
+    no run names at all (a crash between storing and recording) older than the grace."""
+    runs = ImportRun.objects.filter(school_id=school_id).exclude(upload="")
+    needed = Q(status__in=AT_WORK) | Q(followed_by__isnull=True)
+    if waiting_before is not None:
+        needed = Q(status__in=AT_WORK) | Q(followed_by__isnull=True, started_at__gte=waiting_before)
+    keep = set(runs.filter(needed).values_list("upload", flat=True))
+    named: set[str] = set()
+    unneeded: set[str] = set()
+    for upload, mapping in runs.values_list("upload", "mapping_upload"):
+        named.update((upload, mapping))
+        if upload not in keep:
+            unneeded.update(p for p in (upload, mapping) if p)
+    folder = school_folder(school_id)
+    if folder.is_dir():
+        now = timezone.now()
+        grace = now - ORPHAN_GRACE
+        if waiting_before is not None:
+            grace = min(grace, waiting_before)
+        for path in folder.iterdir():
+            relative = f"imports/{school_id}/{path.name}"
+            if relative in named or not path.is_file():
+                continue
+            changed = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+            if changed < grace:
+                unneeded.add(relative)
+    return sorted(unneeded)
+
+
+def uploads_forget(school_id: int, relatives: list[str]) -> int:
+    """Forget ``relatives`` on every run that names them (call inside the caller's
+    transaction) and delete the files once it commits, unless a run named one again
+    meanwhile. Returns how many files that is."""
+    if not relatives:
+        return 0
+    ImportRun.objects.filter(school_id=school_id, upload__in=relatives).exclude(
+        status__in=AT_WORK
+    ).update(upload="", mapping_upload="")
+
+    def delete() -> None:
+        still = ImportRun.objects.filter(
+            Q(upload__in=relatives) | Q(mapping_upload__in=relatives), school_id=school_id
+        ).values_list("upload", "mapping_upload")
+        named = {p for pair in still for p in pair}
+        delete_uploads(school_id, [r for r in relatives if r not in named])
+
+    transaction.on_commit(delete)
+    return len(relatives)

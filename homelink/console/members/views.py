@@ -12,6 +12,8 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from homelink.audit.actions import MEMBER_VIEWED
+from homelink.audit.services import audit_access
 from homelink.console.members.forms import DecisionForm, MemberFilterForm, OptOutForm, PrimeForm
 from homelink.console.permissions import StaffRequest, staff_view
 from homelink.console.search import PARAMETER, search_recall, search_remember
@@ -77,6 +79,8 @@ def members(request: StaffRequest) -> HttpResponse:
 
 @staff_view()
 def member(request: StaffRequest, member: Member) -> HttpResponse:
+    if request.method == "GET":  # a HEAD shows nobody anything
+        audit_access(school=request.school, actor=request.user, action=MEMBER_VIEWED, obj=member)
     return render(
         request,
         "console/member.html",

@@ -43,6 +43,7 @@ from homelink.messaging import merge, selectors
 from homelink.messaging.audience import AudienceError, Copy
 from homelink.messaging.models import Channel, Message, Template
 from homelink.messaging.services import (
+    NOTICE_NOT_CANCELLED,
     Draft,
     NeedsConfirmation,
     NotEnoughCredits,
@@ -280,7 +281,7 @@ def _preview_page(
             left_out_open=len(preview.resolved.left_out) <= LEFT_OUT_OPEN,
             shared=preview.resolved.shared[:SHARED_SHOWN],
             shared_more=max(len(preview.resolved.shared) - SHARED_SHOWN, 0),
-            credits_after=preview.credits_available - preview.credits,
+            credits_after=preview.credits_available - preview.credits - preview.notice_credits,
         ),
         status=status,
     )
@@ -460,6 +461,11 @@ def _message_page(
     query.pop("page", None)
     replies = selectors.replies_with_senders(request.school, selectors.message_replies(message))
     can_cancel = message.status != Message.Status.CANCELLED and progress.cancellable > 0
+    # The privacy notice goes first and cannot be cancelled: the page says why, not a button.
+    cannot_cancel = (
+        NOTICE_NOT_CANCELLED if can_cancel and message.kind == Message.Kind.NOTICE else ""
+    )
+    can_cancel = can_cancel and not cannot_cancel
     return render(
         request,
         "console/messages_detail.html",
@@ -473,6 +479,7 @@ def _message_page(
             query=query.urlencode(),
             replies=replies,
             can_cancel=can_cancel,
+            cannot_cancel=cannot_cancel,
             cancel_form=cancel_form or CancelForm(),
             sms_size=sms_size(message.sms_text) if message.sms_text else None,
         ),

@@ -4,6 +4,7 @@ emails and letters, and the relationship a parent gives when linking with a lett
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import pytest
@@ -343,7 +344,9 @@ def test_message_emails_end_with_the_school_and_its_office_phone(branded, settin
     [sent] = mail.outbox
     assert sent.from_email.startswith("Example Academy")
     assert sent.body.startswith("Dear Pat Smith, school is closed today.")
-    assert sent.body.endswith(f"\n-- \nExample Academy\nSchool office: {OFFICE}")
+    # The signature, then the school's privacy notice and the person's stop link (privacy/).
+    assert f"\n-- \nExample Academy\nSchool office: {OFFICE}\nPrivacy notice: " in sent.body
+    assert re.search(r"\nStop messages from Example Academy: \S+/p/a\w+-[\w-]+/$", sent.body)
 
 
 def test_the_letters_carry_the_school_name_office_phone_and_logo(branded):

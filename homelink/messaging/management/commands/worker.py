@@ -11,6 +11,7 @@ from typing import Any
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 
 from homelink.messaging.tasks import recover
+from homelink.privacy.tasks import retention_schedule
 
 
 class Command(DbWorkerCommand):
@@ -18,4 +19,6 @@ class Command(DbWorkerCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         recover()
+        # The daily retention purge needs no cron: the worker keeps one sweep queued.
+        retention_schedule()
         super().handle(*args, **options)

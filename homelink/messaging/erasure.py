@@ -1,0 +1,139 @@
+"""What the outbox forgets when a school erases a person (issue 13, :mod:`homelink.privacy.erasure`).
+
+Messages already sent keep their counts, not the person: the delivery rows stay, with their
+channel, status and times, so a message's report still adds up; the address, the name it greeted
+and a gateway's reason that may quote the address are blanked. Replies the person texted lose
+their number and their words. Numbers that texted STOP stay blocked (:class:`SmsBlock` is the
+list of numbers never to text again, which is what the person asked for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from homelink.messaging.merge import list_names
+from homelink.messaging.models import Channel, Delivery, InboundSms, Message, OutboxMessage, Status
+from homelink.register.models import Adult, Member
+from homelink.schools.models import School
+
+#: What a blanked reply says instead of the person's words.
+ERASED_TEXT = ""
+SKIPPED_REASON = "the person's data was erased at their request"
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    #: Copies blanked (sent, delivered, failed…), replies blanked, queued copies skipped.
+    deliveries: int
+    replies: int
+    skipped: int
+
+
+def copies_forget_person(*, school: School, adult_id: int, email: str, mobile: str) -> Forgotten:
+    """Blank the school's copies to this adult, or to their email or mobile, and their replies.
+    Call inside the erasure's transaction, before the adult row is deleted.
+
+    A copy still queued for them alone is skipped now (its SMS credits refunded, as the claim
+    does for someone who opted out). One queued or being sent for a shared number or address
+    still goes to the others, but stops standing for them: their id leaves its ``adult_ids``
+    and it greets only the others. One a worker is sending to them alone at this moment is left
+    to finish: the worker blanks it as it records the result (:func:`forget_if_gone`), and if
+    it comes back to the queue the claim skips it (nobody left to receive it)."""
+    now = timezone.now()
+    with transaction.atomic():
+        to_them = Q(adult_id=adult_id)
+        if email:
+            to_them |= Q(channel=Channel.EMAIL, to=email)
+        if mobile:
+            to_them |= Q(channel=Channel.SMS, to=mobile)
+        copies = Delivery.objects.filter(to_them, school=school)
+        queued: list[tuple[int, int, str, int]] = []
+        for pk, message_id, channel, parts, adults, member_id, status in copies.filter(
+            status__in=(Status.QUEUED, Status.SENDING)
+        ).values_list("pk", "message_id", "channel", "parts", "adult_ids", "member_id", "status"):
+            others = [a for a in adults or [] if a != adult_id]
+            if adult_id in (adults or []) and (others or member_id is not None):
+                _stand_for_others(pk, others, member_id)
+            elif not others and member_id is None and status == Status.QUEUED:
+                # Theirs alone (or found by their address and standing for nobody else).
+                queued.append((pk, message_id, channel, parts))
+        skipped = Delivery.objects.filter(
+            pk__in=[pk for pk, *_ in queued], status=Status.QUEUED
+        ).update(status=Status.SKIPPED, reason=SKIPPED_REASON, status_at=now, lease_until=None)
+        if skipped:
+            refunds: dict[int, int] = {}
+            for _pk, message_id, channel, parts in queued:
+                if channel == Channel.SMS and parts:
+                    refunds[message_id] = refunds.get(message_id, 0) + parts
+            for message_id, parts in refunds.items():
+                Message.objects.filter(pk=message_id).update(
+                    credits_refunded=F("credits_refunded") + parts
+                )
+                School.objects.filter(pk=school.pk).update(sms_credits=F("sms_credits") + parts)
+        done = copies.exclude(status__in=(Status.QUEUED, Status.SENDING))
+        # A gateway's reason may quote the address (a bounce): blank it where it does.
+        for address in (a for a in (email, mobile) if a):
+            done.filter(reason__contains=address).update(reason="")
+        deliveries = done.update(to="", name="")
+        theirs = Q(adult_id=adult_id)
+        if mobile:
+            theirs |= Q(from_number=mobile)
+        replies = InboundSms.objects.filter(theirs, school=school).update(
+            from_number="", text=ERASED_TEXT
+        )
+        # The development outbox keeps what it would have sent: the same copies.
+        addresses = [a for a in (email, mobile) if a]
+        if addresses:
+            # Its writers (the outbox gateway and email backend) know no school: rows without
+            # one are this install's development outbox, shared by its schools.
+            OutboxMessage.objects.filter(
+                Q(school=school) | Q(school__isnull=True), to__in=addresses
+            ).delete()
+    return Forgotten(deliveries=deliveries, replies=replies, skipped=skipped)
+
+
+def _stand_for_others(pk: int, others: list[int], member_id: int | None) -> None:
+    """A shared copy, queued or in a worker's hands, stops standing for the erased adult: it
+    greets the others only (a worker already sending it keeps what it read; a retry reads this)."""
+    names = {
+        pk_: f"{forename} {surname}".strip()
+        for pk_, forename, surname in Adult.objects.filter(pk__in=others).values_list(
+            "pk", "forename", "surname"
+        )
+    }
+    people = [names[a] for a in others if a in names]
+    if member_id is not None:
+        member = Member.objects.filter(pk=member_id).values_list("forename", "surname").first()
+        if member is not None:
+            people.append(f"{member[0]} {member[1]}".strip())
+    Delivery.objects.filter(pk=pk).update(
+        adult_ids=others,
+        adult_id=others[0] if others else None,
+        name=list_names(list(dict.fromkeys(people)))[:255],
+    )
+
+
+def forget_if_gone(ids: Collection[int]) -> int:
+    """Blank the address and greeting of those copies (just recorded by a worker) that
+    reached a final status after the person they were for was erased: no adult and no member
+    left on the copy; and a failure's reason, which a gateway may write with the address in it.
+    A worker sending the copy at the moment of erasure (:func:`copies_forget_person` leaves it
+    to finish) calls this as it records the result, so the address goes then rather than
+    staying for the messages' retention period. One statement for the whole set."""
+    if not ids:
+        return 0
+    return (
+        Delivery.objects.filter(pk__in=list(ids), adult_id__isnull=True, member_id__isnull=True)
+        .exclude(status__in=(Status.QUEUED, Status.SENDING))
+        .exclude(to="", name="")
+        .update(
+            to="",
+            name="",
+            reason=Case(When(status=Status.FAILED, then=Value("")), default=F("reason")),
+        )
+    )
