@@ -226,16 +226,15 @@ def account_messages(request: HttpRequest) -> HttpResponse:
     )
 
 
-#: Each names the school's privacy notice, linked beside the school on the account page (where
-#: opening it records that the parent was shown it): privacy/notices.py.
+#: A parent who has just given a school their details is shown its privacy notice next (where
+#: opening it records that they were shown it: privacy/notices.py).
 LINK_MESSAGES = {
-    "linked": "You are now linked to {name}. Read how {school} uses your details: its privacy "
-    "notice is linked beside the school below.",
+    "linked": "You are now linked to {name}. Here is how {school} uses your details.",
     "waiting": "The school will check this link before it is made. {name} will appear as "
-    "linked once the school has checked it.",
+    "linked once the school has checked it. Here is how {school} uses your details.",
     "already": "You were already linked to {name}.",
-    "registered": "Thank you, {name}: you are now registered with {school}. Read how it uses "
-    "your details: its privacy notice is linked beside the school below.",
+    "registered": "Thank you, {name}: you are now registered with {school}. Here is how it "
+    "uses your details.",
 }
 
 
@@ -267,7 +266,9 @@ def link_code(request: HttpRequest) -> HttpResponse:
                     name=result.member.forename, school=result.member.school.name
                 ),
             )
-            return redirect("account")
+            if result.status == "already":
+                return redirect("account")
+            return redirect("privacy_notice", urn=result.member.school.urn)
     return render(request, "accounts/link_code.html", {"form": form, "parent": parent})
 
 

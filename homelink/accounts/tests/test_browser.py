@@ -229,6 +229,10 @@ def test_a_parent_signs_up_links_with_the_letter_edits_details_and_opts_out_on_a
     # Link with the code read off the letter.
     enter_code(page, letters["Ruby Hughes"])
     expect(notice(page)).to_contain_text("You are now linked to Ruby")
+    # Having just given the school their details, the parent reads its privacy notice first.
+    expect(page.get_by_role("heading", level=1)).to_contain_text("uses your details")
+    check_page(page)
+    page.get_by_role("link", name="Continue to your account").click()
     expect(page.get_by_role("main")).to_contain_text("Ruby Hughes")
     check_page(page)
 

@@ -93,6 +93,7 @@ def test_a_parent_links_saying_what_they_are_to_the_child_and_sees_the_school(
     page.get_by_role("button", name="Link to my child").click()
     expect(page.get_by_role("status")).to_contain_text("You are now linked to Ruby")
     check_page(page)
+    page.get_by_role("link", name="Continue to your account").click()
 
     # The account shows the school as itself: its name and logo, and how to ring the office.
     school = page.get_by_role("region", name="Example Academy")

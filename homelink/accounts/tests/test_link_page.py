@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from homelink.accounts.tests.conftest import logged_in, make_parent, without_csrf
 from homelink.mis.tests.factories import contact, pupil, run_import
+from homelink.privacy.models import NoticeReceipt
 from homelink.ratelimit.models import Bucket
 from homelink.ratelimit.policies import CODE_PER_ACCOUNT, CODE_PER_IP
 from homelink.register.models import Adult, Link, Member, PendingLink, Source
@@ -40,9 +41,15 @@ def test_a_parent_links_with_the_code_from_the_letter(roll: School) -> None:
     assert '<label for="id_code">' in page
 
     response = post_code(client, letter(roll).lower().replace("-", " "))
-    assert response["Location"] == "/account/"
+    # Having just given the school their details, the parent is shown its privacy notice, and
+    # that they were shown it is recorded.
+    assert response["Location"] == reverse("privacy_notice", kwargs={"urn": roll.urn})
+    notice = client.get(response["Location"]).content.decode()
+    assert "How Example Academy uses your details" in notice
+    assert "Continue to your account" in notice
+    assert "You are now linked to Sam." in notice
+    assert NoticeReceipt.objects.filter(adult__account__isnull=False, how="shown").count() == 1
     account = client.get("/account/").content.decode()
-    assert "You are now linked to Sam." in account
     assert "Sam Smith" in account and "Example Academy" in account and "Year 7" in account
     # The MIS had Pat with the same (now confirmed) email: Pat is that adult, and owns the link.
     pat = Adult.objects.get()
@@ -50,7 +57,7 @@ def test_a_parent_links_with_the_code_from_the_letter(roll: School) -> None:
     assert Link.objects.get(adult=pat).source == Source.WEB
 
     # A second child, with its own letter; and the first letter again is harmless.
-    assert post_code(client, letter(roll, "A100000000002"))["Location"] == "/account/"
+    assert post_code(client, letter(roll, "A100000000002"))["Location"] != "/account/"
     assert "You are now linked to Alex." in client.get("/account/").content.decode()
     post_code(client, letter(roll))
     assert "You were already linked to Sam." in client.get("/account/").content.decode()
@@ -167,5 +174,5 @@ def test_a_spray_of_ten_thousand_codes_from_one_address_is_stopped_early(roll: S
 
     # The parent at home, on another address, links with the same code.
     pat = make_parent()
-    assert post_code(logged_in(pat, REMOTE_ADDR="198.51.100.7"), real)["Location"] == "/account/"
+    assert post_code(logged_in(pat, REMOTE_ADDR="198.51.100.7"), real).status_code == 302
     assert Link.objects.filter(source=Source.WEB, adult__account=pat).count() == 1

@@ -55,6 +55,11 @@ SIGN_IN_KNOWN_DEVICE = 1 + 2 + 1 + 1 + 2 + 1 + 1 + 1
 TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 
 
+def notice_url(school: School) -> str:
+    """Where a parent who has just linked goes next: the school's privacy notice."""
+    return reverse("privacy_notice", kwargs={"urn": school.urn})
+
+
 @contextmanager
 def budget(limit: int) -> Iterator[CaptureQueriesContext]:
     with CaptureQueriesContext(connection) as captured:
@@ -98,7 +103,7 @@ def test_linking_a_new_adult_keeps_to_its_budget(schools: list[School]) -> None:
     client = logged_in(make_parent("lee@example.org", "Lee", "Jones"), REMOTE_ADDR="192.0.2.1")
     code = letter(schools[0], "A100000000002")
     with budget(LINK_NEW_ADULT):
-        assert post_code(client, code)["Location"] == "/account/"
+        assert post_code(client, code)["Location"] == notice_url(schools[0])
     link = Link.objects.get(source=Source.WEB)
     assert link.adult.account is not None
     # Exact still: both events recorded, every count settled by the success.
@@ -114,7 +119,7 @@ def test_claiming_an_imported_link_keeps_to_its_budget(schools: list[School]) ->
     client = logged_in(make_parent(), REMOTE_ADDR="192.0.2.1")
     code = letter(schools[0])
     with budget(LINK_CLAIM):
-        assert post_code(client, code)["Location"] == "/account/"
+        assert post_code(client, code)["Location"] == notice_url(schools[0])
     assert Link.objects.get(student__forename="Sam").source == Source.WEB
     assert set(
         AuditEvent.objects.filter(actor_label__startswith="user:").values_list("action", flat=True)
@@ -126,7 +131,7 @@ def test_a_later_link_at_another_school_costs_the_same(schools: list[School]) ->
     for school, upn in ((schools[1], "A200000000001"), (schools[2], "A300000000001")):
         code = letter(school, upn)
         with budget(LINK_NEW_ADULT):
-            assert post_code(client, code)["Location"] == "/account/"
+            assert post_code(client, code)["Location"] == notice_url(school)
     assert Link.objects.filter(source=Source.WEB).count() == 2
 
 
