@@ -501,22 +501,13 @@ class Planner:
         """Record what the file says about an adult the plan keeps or links (first student in
         file order wins; a different statement elsewhere is a data issue)."""
         contact = item.contact
-        statement = Statement(
-            index=self._index,
-            # Interned: a school's first names, surnames and titles repeat a great deal.
-            title=cleaned(contact.title),
-            forename=cleaned(contact.forename),
-            surname=cleaned(contact.surname),
-            key=item.key,
-            email=item.email,
-            mobile=item.mobile,
-            court_order=contact.court_order,
-            mis_id=contact.mis_id,
-            student=record.mis_id,
-            student_label=label,
-            where=record.where,
-        )
-        said = _said(statement)
+        index = self._index
+        # Interned: a school's first names, surnames and titles repeat a great deal.
+        title = cleaned(contact.title)
+        forename = cleaned(contact.forename)
+        surname = cleaned(contact.surname)
+        email, mobile = item.email, item.mobile
+        said = hash((email, mobile)) & _SAID_MASK  # as _said() of the statement
         if contact.court_order:
             self._court.add(ref)
         if ref < 0:
@@ -531,23 +522,38 @@ class Planner:
                 self._conflicts.add(ref)
                 self.report.issue(
                     "conflicting_details",
-                    f"{statement.who}: the file gives this adult different details under another student; the first is kept",
+                    f"{forename} {surname}, contact of {label}: the file gives this adult different details under another student; the first is kept",
                     student=record.mis_id,
                     where=contact.where,
                 )
-            if first[0] <= statement.index:
+            if first[0] <= index:
                 return
+        if ref > 0:
+            self._firsts[ref] = index << _SAID_BITS | said
+            adult = self.register.adults[ref]
+            if adult.court_order == contact.court_order and adult.details == details_digest(
+                (title, forename, surname, email, mobile)
+            ):
+                # What the register already says: nothing to write, nothing to hold (and on a
+                # nightly import, most adults: no statement is made for them).
+                self._statements.pop(ref, None)
+                return
+        self._statements[ref] = Statement(
+            index=index,
+            title=title,
+            forename=forename,
+            surname=surname,
+            key=item.key,
+            email=email,
+            mobile=mobile,
+            court_order=contact.court_order,
+            mis_id=contact.mis_id,
+            student=record.mis_id,
+            student_label=label,
+            where=record.where,
+        )
         if ref < 0:
-            self._statements[ref] = statement
-            self.identity.restated(ref, item.key, known_by, (statement.email, statement.mobile))
-            return
-        self._firsts[ref] = statement.index << _SAID_BITS | said
-        adult = self.register.adults[ref]
-        if adult.court_order == statement.court_order and adult.details == statement.details:
-            # What the register already says: nothing to write, nothing to hold.
-            self._statements.pop(ref, None)
-        else:
-            self._statements[ref] = statement
+            self.identity.restated(ref, item.key, known_by, (email, mobile))
 
     def _takes_details(self, adult: AdultState) -> bool:
         """Whether the MIS owns this adult's details (rules 1, 4 and 5)."""

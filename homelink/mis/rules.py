@@ -33,7 +33,7 @@ from homelink.mis.guards import (
 from homelink.mis.plan import ADULT_CREATE, DETAIL_LIMIT, MEMBER_CREATE, Label, Plan, Ref, Report
 from homelink.mis.planning import RELATIONSHIPS, Planner, relationship_label
 from homelink.mis.records import FileHeader, MemberRecord
-from homelink.mis.snapshot import Register, load_register
+from homelink.mis.snapshot import Register, collector_spares_register, load_register
 from homelink.schools.models import School
 
 __all__ = [
@@ -68,21 +68,23 @@ def build_plan(
 ) -> Plan:
     """Read every record and decide everything; writes nothing."""
     relation = check_school(school, header, options)
-    planner = Planner(school, header, load_register(school), options, relation)
-    if relation == "transfer-in":
-        planner.report.reasons[
-            "file: a transfer-in (this school is the destination): adds and updates only"
-        ] += 1
-    elif relation == "forced":
-        planner.report.reasons[
-            "file: another school's, imported anyway: adds and updates only"
-        ] += 1
-    for count, record in enumerate(members, 1):
-        planner.add(record)
-        if progress is not None and count % 200 == 0:
-            progress(count)
-    planner.finish_contacts()
-    planner.finish_adults()
-    planner.finish_members()
+    register = load_register(school)
+    with collector_spares_register():
+        planner = Planner(school, header, register, options, relation)
+        if relation == "transfer-in":
+            planner.report.reasons[
+                "file: a transfer-in (this school is the destination): adds and updates only"
+            ] += 1
+        elif relation == "forced":
+            planner.report.reasons[
+                "file: another school's, imported anyway: adds and updates only"
+            ] += 1
+        for count, record in enumerate(members, 1):
+            planner.add(record)
+            if progress is not None and count % 200 == 0:
+                progress(count)
+        planner.finish_contacts()
+        planner.finish_adults()
+        planner.finish_members()
     check_leavers(planner.plan, options)
     return planner.plan

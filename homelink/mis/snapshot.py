@@ -8,11 +8,13 @@ decide against these rows and read the few full records they change.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from sys import intern
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -21,8 +23,7 @@ from homelink.register.models import Adult, Link, Member
 from homelink.schools.models import School
 
 
-@dataclass(slots=True)
-class MemberState:
+class MemberState(NamedTuple):
     id: int
     kind: str
     role: str
@@ -40,11 +41,10 @@ class MemberState:
     opted_out: bool
 
 
-MEMBER_FIELDS = list(MemberState.__slots__)
+MEMBER_FIELDS = list(MemberState._fields)
 
 
-@dataclass(slots=True)
-class AdultState:
+class AdultState(NamedTuple):
     """An adult as the planner needs it. Its details are kept only as a digest: they are read
     for the few adults the file changes, not held for the hundreds of thousands it does not."""
 
@@ -77,8 +77,7 @@ def details_digest(values: tuple[str, ...]) -> int:
     return hash(values)
 
 
-@dataclass(slots=True)
-class LinkState:
+class LinkState(NamedTuple):
     """A link as the planner needs it, filed under its student (``Register.links``)."""
 
     id: int
@@ -91,7 +90,7 @@ class LinkState:
     parental_responsibility: bool
 
 
-LINK_FIELDS = list(LinkState.__slots__)
+LINK_FIELDS = list(LinkState._fields)
 
 
 @dataclass(slots=True)
@@ -108,20 +107,6 @@ def batches(items: list[Any], size: int) -> Iterable[list[Any]]:
     """``items`` in lists of ``size``: the length of an ``IN (…)`` a query may carry."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _interning(fields: list[str], names: set[str]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-    """A row converter that interns the given text columns: names, years, relationships and
-    codes repeat across a school, and a big register's rows would otherwise hold copies."""
-    positions = [i for i, name in enumerate(fields) if name in names]
-
-    def convert(row: tuple[Any, ...]) -> tuple[Any, ...]:
-        values = list(row)
-        for i in positions:
-            values[i] = intern(values[i])
-        return tuple(values)
-
-    return convert
 
 
 def _rows(query: QuerySet[Any, Any]) -> Iterator[tuple[Any, ...]]:
@@ -142,16 +127,72 @@ def _rows(query: QuerySet[Any, Any]) -> Iterator[tuple[Any, ...]]:
             yield from rows
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off while the register is read: the rows are
+    never in a cycle, and the collector would otherwise walk the growing register again and
+    again as it is built (a second or more of a nightly import at 100,000 pupils)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
+def collector_spares_register() -> Iterator[None]:
+    """While the import plans, leave what is in memory now (the register just read, Django's
+    own objects) out of the cyclic garbage collector's passes (:func:`gc.freeze`): none of it
+    becomes garbage in a cycle while planning, and a full pass over it costs a nightly import a
+    second or more. Everything returns to the collector afterwards.
+
+    The freeze is the process's: a planner running at the same moment in another thread of the
+    process only has its own objects walked again once one of them finishes."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def load_register(school: School) -> Register:
-    """One query per table, compact rows: a 100,000-pupil school fits in memory this way."""
+    """One query per table, compact rows: a 100,000-pupil school fits in memory this way.
+
+    Text columns that repeat across a school (names, years, codes, relationships) are interned:
+    a big register's rows would otherwise each hold their own copies."""
+    with _collector_paused():
+        return _load_register(school)
+
+
+def _load_register(school: School) -> Register:
     members: dict[str, MemberState] = {}
     by_former: dict[str, MemberState] = {}
     by_admission: dict[str, MemberState] = {}
-    convert = _interning(
-        MEMBER_FIELDS, {"kind", "role", "forename", "surname", "year", "reg_group", "status"}
-    )
+    # The rows are made straight from each database row (tuple.__new__: no Python call per row).
+    new = tuple.__new__
     for row in _rows(Member.objects.filter(school=school).values_list(*MEMBER_FIELDS)):
-        m = MemberState(*convert(row))
+        m = new(
+            MemberState,
+            (
+                row[0],
+                intern(row[1]),  # kind
+                intern(row[2]),  # role
+                row[3],
+                row[4],
+                row[5],
+                intern(row[6]),  # forename
+                intern(row[7]),  # surname
+                intern(row[8]),  # year
+                intern(row[9]),  # reg_group
+                row[10],
+                row[11],
+                intern(row[12]),  # status
+                row[13],
+                row[14],
+            ),
+        )
         members[m.mis_id] = m
         if m.former_upn:
             by_former[m.former_upn] = m
@@ -162,30 +203,43 @@ def load_register(school: School) -> Register:
     for row in _rows(
         Adult.objects.filter(school=school).values_list(*ADULT_FIELDS, *DETAIL_FIELDS)
     ):
-        pk, key, source, registered, opted_out, court_order, held, mis_id, *details = row
-        a = AdultState(
-            pk,
-            intern(key),
-            intern(source),
-            registered,
-            opted_out,
-            court_order,
-            held,
-            mis_id,
-            details_digest(tuple(details)),
+        pk = row[0]
+        adults[pk] = new(
+            AdultState,
+            (
+                pk,
+                intern(row[1]),  # name_key
+                intern(row[2]),  # source
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                details_digest(row[8:]),  # DETAIL_FIELDS
+            ),
         )
-        adults[a.id] = a
-        if a.mis_id:
-            by_adult_mis_id[a.mis_id] = a.id
+        if row[7]:
+            by_adult_mis_id[row[7]] = pk
     links: dict[int, list[LinkState]] = defaultdict(list)
-    convert = _interning(LINK_FIELDS, {"source", "prime_set_by", "relationship"})
     rows = Link.objects.filter(school=school).values_list(*LINK_FIELDS, "student_id")
     for row in _rows(rows):
-        link = LinkState(*convert(row[:-1]))
-        adult = adults.get(link.adult_id)
+        adult = adults.get(row[1])
         if adult is None:
             continue  # made by a registration after the adults were read: not this import's
-        # The adult's own id: one int object per adult, not another for each of its links.
-        link.adult_id = adult.id
-        links[row[-1]].append(link)
+        links[row[8]].append(
+            new(
+                LinkState,
+                (
+                    row[0],
+                    # The adult's own id: one int object per adult, not another for each link.
+                    adult.id,
+                    intern(row[2]),  # source
+                    row[3],
+                    row[4],
+                    intern(row[5]),  # prime_set_by
+                    intern(row[6]),  # relationship
+                    row[7],
+                ),
+            )
+        )
     return Register(members, by_former, by_admission, adults, by_adult_mis_id, links)
