@@ -206,7 +206,7 @@ def sender_a(school: School) -> AbstractBaseUser:
 
 @pytest.fixture
 def roll(school: School) -> School:
-    """A school to message (see ``compose.build_roll``)."""
-    from homelink.console.tests.compose import build_roll
+    """A school to message (see ``mis.tests.factories.build_roll``)."""
+    from homelink.mis.tests.factories import build_roll
 
     return build_roll(school)

@@ -11,15 +11,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from homelink.console.tests.compose import build_roll, draft, new_url, preview
+from homelink.console.tests.compose import draft, new_url, preview
 from homelink.messaging.models import Message, SmsBlock
+from homelink.mis.tests.factories import build_roll
 from homelink.register.models import Adult, Member, Source
 from homelink.register.services import adult_create, link_add
 from homelink.schools.models import School
 
 
 def left_out_roll(school: School) -> School:
-    """The message roll (compose.build_roll) where year 7's SMS leaves someone out for each
+    """The message roll (mis/tests/factories.build_roll) where year 7's SMS leaves someone out for each
     reason: Mary opted out, Dan turned SMS off, Jill's number texted STOP, Nina (Kit's) has no
     mobile; Rita and Sam (Kit's too) share one mobile and are the only ones reached."""
     build_roll(school)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from homelink.mis.records import (
@@ -107,3 +108,28 @@ def links_of(school: School, upn: str) -> list[tuple[str, str, int | None, bool]
 
 def adult(school: School, forename: str) -> Adult:
     return Adult.objects.get(school=school, forename=forename)
+
+
+def build_roll(school: School) -> School:
+    """A school to message, for the console's message tests and the data protection tests.
+    Year 7: Amy Smith (7A; Mary and Dan), Jo Jones (7B; Jill), Kit Kay (7A; nobody).
+    Year 8: Ben Smith (Amy's brother). Year 9: Lou Brown (Zoë, whose name is not GSM-7).
+    A teacher. 1,000 SMS credits."""
+    school.sms_credits = 1000
+    school.save()
+    mary = contact(1, "Mary", "Smith", email="mary@example.org", mobile="07700900001")
+    dan = contact(1, "Dan", "Smith", mobile="07700900002", responsibility=False)
+    jill = contact(1, "Jill", "Jones", email="jill@example.org", mobile="07700900003")
+    zoe = contact(1, "Zo\u00eb", "Brown", mobile="07700900004")
+    run_import(
+        school,
+        [
+            replace(pupil("A1", "Amy", "Smith", mary, dan, year="7"), reg_group="7A"),
+            replace(pupil("B1", "Jo", "Jones", jill, year="7"), reg_group="7B"),
+            replace(pupil("C1", "Kit", "Kay", year="7"), reg_group="7A"),
+            replace(pupil("A2", "Ben", "Smith", mary, dan, year="8"), reg_group="8B"),
+            replace(pupil("D1", "Lou", "Brown", zoe, year="9"), reg_group="9C"),
+            staff("S1", "Tess", "Teach", Role.TEACHER, email="tess@example.org"),
+        ],
+    )
+    return school
