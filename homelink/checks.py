@@ -168,11 +168,51 @@ def check_operators(**kwargs: Any) -> list[checks.CheckMessage]:
     ]
 
 
+def check_sync(**kwargs: Any) -> list[checks.CheckMessage]:
+    """The scheduled MIS sync (homelink/sync/): the key for OneRoster secrets, and whether an
+    administrator could make the server connect to its own network."""
+    from homelink.sync.secrets import SyncKeyMissing, seal
+
+    found: list[checks.CheckMessage] = []
+    if settings.HOMELINK_SYNC_ALLOW_PRIVATE:
+        found.append(
+            checks.Error(
+                "HOMELINK_SYNC_ALLOW_PRIVATE is on: a school administrator can make the server "
+                "connect to addresses on its own network (a OneRoster URL of http://10.0.0.1/…).",
+                hint="Remove HOMELINK_SYNC_ALLOW_PRIVATE; OneRoster servers are then reached "
+                "over https at public addresses only.",
+                id="homelink.E006",
+            )
+        )
+    if not settings.HOMELINK_SYNC_KEYS:
+        found.append(
+            checks.Warning(
+                "HOMELINK_SYNC_KEY is not set: OneRoster API syncs cannot be set up or run "
+                "(drop folders work without it).",
+                hint="Set HOMELINK_SYNC_KEY to a Fernet key (see .env.example).",
+                id="homelink.W108",
+            )
+        )
+    else:
+        try:
+            seal("check")
+        except SyncKeyMissing:
+            found.append(
+                checks.Error(
+                    "HOMELINK_SYNC_KEY is not a Fernet key: OneRoster secrets cannot be stored.",
+                    hint="Each key is 32 url-safe base64-encoded bytes (see .env.example).",
+                    id="homelink.E007",
+                )
+            )
+    return found
+
+
 def register() -> None:
     for check in (
         check_development_conveniences,
         check_delivery,
         check_public_url,
         check_operators,
+        check_sync,
     ):
         checks.register(check, checks.Tags.security, deploy=True)

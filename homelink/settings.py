@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "homelink.ratelimit",
     "homelink.registration",
     "homelink.privacy",
+    "homelink.sync",
 ]
 
 MIDDLEWARE = [
@@ -325,6 +326,28 @@ HOMELINK_LEAVER_GUARD = float(os.environ.get("HOMELINK_LEAVER_GUARD", "0.10"))
 HOMELINK_IMPORT_LOCK_SECONDS = int(os.environ.get("HOMELINK_IMPORT_LOCK_SECONDS", "7200"))
 # The largest MIS file the console accepts (set the web server's body limit to match).
 HOMELINK_IMPORT_MAX_BYTES = int(os.environ.get("HOMELINK_IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))
+
+# Scheduled MIS sync (homelink/sync/). OneRoster client secrets are stored encrypted with these
+# Fernet keys (comma-separated, newest first: add a new key in front to rotate; generate one with
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`).
+# Unset in production, a OneRoster sync can be neither added nor run: secrets are never kept in
+# the clear. The demo and the tests derive a key from the development SECRET_KEY.
+HOMELINK_SYNC_KEYS = [k.strip() for k in os.environ.get("HOMELINK_SYNC_KEY", "").split(",") if k.strip()]
+# Drop folders an administrator may choose in the console: <root>/<URN>/ (the command line may
+# name any folder: it is the server's operator who runs it).
+HOMELINK_SYNC_ROOT = Path(os.environ.get("HOMELINK_SYNC_ROOT", VAR_DIR / "sync"))
+# A sync that has not succeeded for this long shows red, and the school's administrators are
+# emailed once.
+HOMELINK_SYNC_STALE_HOURS = float(os.environ.get("HOMELINK_SYNC_STALE_HOURS", "36"))
+# How often a worker looks for due syncs (and stale ones).
+HOMELINK_SYNC_SWEEP_SECONDS = int(os.environ.get("HOMELINK_SYNC_SWEEP_SECONDS", "60"))
+# A drop-folder file is taken once its size and time have not changed for this long.
+HOMELINK_SYNC_SETTLE_SECONDS = float(os.environ.get("HOMELINK_SYNC_SETTLE_SECONDS", "5"))
+# A OneRoster delta is fetched when the last full sync is younger than this; else a full one.
+HOMELINK_SYNC_FULL_EVERY_DAYS = int(os.environ.get("HOMELINK_SYNC_FULL_EVERY_DAYS", "7"))
+# OneRoster servers on http:// or at private, loopback or link-local addresses: only for the demo
+# and the tests' fake server. In production the URL must be https:// to a public address.
+HOMELINK_SYNC_ALLOW_PRIVATE = env_bool("HOMELINK_SYNC_ALLOW_PRIVATE", HOMELINK_DEV)
 
 # Verification texts (a code to confirm a parent's mobile) go only to mobiles in these countries
 # (ISO codes, "GB,IE"): the operators' choice, never a school's. Past the budget per minute every

@@ -62,6 +62,9 @@ ACTION_WORDS: dict[str, str] = {
     "import.applied": "Applied an MIS import",
     "import.discarded": "Discarded an MIS import preview",
     "import.forced": "Imported a file naming another school",
+    "sync.set": "Set up the scheduled MIS sync",
+    "sync.removed": "Stopped the scheduled MIS sync",
+    "sync.run_requested": "Asked for the MIS sync to run now",
     # Messages.
     "message.queued": "Sent a message",
     "message.cancelled": "Cancelled a message",

@@ -21,12 +21,29 @@ class ImportRun(models.Model):
         # or stopped run whose stored file was deleted without applying it.
         QUEUED = "queued"
         DISCARDED = "discarded"
+        # A sync whose source had nothing new (the same file again, or an empty OneRoster
+        # delta): nothing read, nothing written.
+        UNCHANGED = "unchanged"
+
+    class Source(models.TextChoices):
+        """Where the file came from."""
+
+        FILE = "file", "File (command line)"
+        UPLOAD = "upload", "Upload"
+        FOLDER = "folder", "Drop folder"
+        ONEROSTER_API = "oneroster-api", "OneRoster API"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "By hand"
+        SCHEDULED = "scheduled", "Scheduled"
 
     school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="import_runs")
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     started_via = models.CharField(max_length=16, default="cli")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.FILE)
+    trigger = models.CharField(max_length=12, choices=Trigger.choices, default=Trigger.MANUAL)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     file_name = models.CharField(max_length=255)
@@ -62,3 +79,10 @@ class ImportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.status})"
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish, once finished."""
+        if self.finished_at is None:
+            return None
+        return max(0.0, (self.finished_at - self.started_at).total_seconds())

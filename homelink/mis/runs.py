@@ -109,6 +109,7 @@ def import_upload(
                 school=school,
                 started_by=user,
                 started_via="console",
+                source=ImportRun.Source.UPLOAD,
                 file_name=(upload.name or "upload")[:255],
                 digest="",
                 format=fmt,
@@ -154,6 +155,8 @@ def _follow_on(locked: ImportRun, user: User, **options: Any) -> ImportRun:
         school=locked.school,
         started_by=user,
         started_via="console",
+        # An administrator's decision on a scheduled sync's file is a manual run of that file.
+        source=locked.source,
         file_name=locked.file_name,
         digest=locked.digest,
         format=locked.format,

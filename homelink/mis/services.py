@@ -156,6 +156,8 @@ def import_parsed(
     started_by: AbstractBaseUser | None = None,
     via: str = "cli",
     progress: Callable[[int, float | None], None] | None = None,
+    source: str = ImportRun.Source.FILE,
+    trigger: str = ImportRun.Trigger.MANUAL,
 ) -> ImportOutcome:
     """The import itself, once the file is known: take the school's import lock, open the file
     with ``opener``, plan, and apply (see :func:`import_file`)."""
@@ -165,6 +167,8 @@ def import_parsed(
         {
             "started_by": started_by if started_by is not None and started_by.pk else None,
             "started_via": via,
+            "source": source,
+            "trigger": trigger,
             "file_name": file_name[:255],
             "digest": digest,
             "format": file_format.value,

@@ -58,6 +58,12 @@ class _Progress:
 @task()
 def run_console_import(*, school_id: int, run_id: int, upload: str) -> str:
     """Carry out the queued request ``run_id``: a preview (dry run) or an apply of ``upload``."""
+    return carry_out(school_id=school_id, run_id=run_id, upload=upload)
+
+
+def carry_out(*, school_id: int, run_id: int, upload: str) -> str:
+    """The task's work, also done in place by a scheduled sync (homelink/sync/services.py):
+    the run it made is the request's ``followed_by``."""
     request = (
         ImportRun.objects.select_related("school", "started_by")
         .filter(pk=run_id, school_id=school_id, status=ImportRun.Status.QUEUED)
@@ -102,8 +108,10 @@ def run_console_import(*, school_id: int, run_id: int, upload: str) -> str:
             # Only ever True when an administrator chose "import it anyway" for this file.
             force=bool(options.get("force", False)),
             started_by=request.started_by,
-            via="console",
+            via=request.started_via,
             progress=progress,
+            source=request.source,
+            trigger=request.trigger,
         )
     except ImportBusy as busy:
         request.status = ImportRun.Status.FAILED

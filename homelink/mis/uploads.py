@@ -47,17 +47,28 @@ def school_folder(school_id: int) -> Path:
 def store_upload(school_id: int, upload: UploadedFile, *, cap: int | None = None) -> str:
     """Write the upload under the school's folder with a random name; return its path relative
     to MEDIA_ROOT. The user's file name is never part of the path (only a known suffix)."""
+    return _store(school_id, upload.name or "", upload.chunks(), cap)
+
+
+def store_file(school_id: int, source: Path) -> str:
+    """Copy a file on the server (a scheduled sync's) into the school's store, as an upload:
+    the console can then apply or discard it exactly as one it was sent."""
+    with source.open("rb") as fh:
+        return _store(school_id, source.name, iter(lambda: fh.read(1 << 20), b""), None)
+
+
+def _store(school_id: int, name: str, chunks: Iterable[bytes], cap: int | None) -> str:
     cap = max_upload_bytes() if cap is None else cap
     folder = school_folder(school_id)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    suffix = Path(upload.name or "").suffix.lower()
-    name = secrets.token_hex(16) + (suffix if suffix in KEPT_SUFFIXES else "")
-    target = folder / name
+    suffix = Path(name).suffix.lower()
+    stored = secrets.token_hex(16) + (suffix if suffix in KEPT_SUFFIXES else "")
+    target = folder / stored
     written = 0
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            for chunk in upload.chunks():
+            for chunk in chunks:
                 written += len(chunk)
                 if written > cap:
                     raise UploadTooLarge
@@ -65,7 +76,7 @@ def store_upload(school_id: int, upload: UploadedFile, *, cap: int | None = None
     except BaseException:
         target.unlink(missing_ok=True)
         raise
-    return f"imports/{school_id}/{name}"
+    return f"imports/{school_id}/{stored}"
 
 
 def stored_path(school_id: int, relative: str) -> Path | None:

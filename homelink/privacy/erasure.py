@@ -40,6 +40,7 @@ from homelink.register.selectors import LINK_ANY_OK, email_ok, sms_ok
 from homelink.schools.models import School
 from homelink.staff.actor import Actor, actor_parts
 from homelink.staff.models import StaffMembership
+from homelink.sync.taken import taken_files, taken_forget
 
 #: What replaces a line of the import history that quoted an erased person.
 REDACTED = "(erased)"
@@ -238,6 +239,8 @@ def adult_erase(*, adult: Adult, actor: Actor, confirm_unreachable: bool = False
         # Stored MIS files no import needs any more may name them: they go (a file still
         # waiting for the office is named on the confirmation instead).
         counts["uploads_deleted"] = uploads_forget(school.pk, uploads_unneeded(school.pk))
+        # So may the files a drop folder gave: every one taken so far goes.
+        counts["sync_files_deleted"] = taken_forget(taken_files(school.pk))
         counts["tombstones"] = len(set(keys))
         audit_record(
             school=school,

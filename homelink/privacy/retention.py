@@ -38,6 +38,7 @@ from homelink.privacy.models import RetentionPolicy
 from homelink.register.models import Adult, Link, Member, PendingLink
 from homelink.schools.models import School
 from homelink.staff.actor import Actor, actor_parts
+from homelink.sync.taken import taken_files, taken_forget
 
 #: The scheduled purge runs at most this often per school (a day, give or take the sweep).
 PURGE_EVERY = dt.timedelta(hours=23)
@@ -66,6 +67,7 @@ KINDS = {
     "replies": "replies texted to the school",
     "audit_events": "audit trail events",
     "uploads": "uploaded MIS files left waiting (never applied or discarded)",
+    "sync_files": "MIS files a drop folder gave, kept in its done/ and failed/ folders",
 }
 
 
@@ -186,6 +188,7 @@ def retention_preview(school: School, *, now: dt.datetime | None = None) -> dict
     due = _due(school, cut)
     counts = {kind: due[kind].count() for kind in due}
     counts["uploads"] = len(uploads_unneeded(school.pk, waiting_before=cut.uploads))
+    counts["sync_files"] = len(taken_files(school.pk, before=cut.uploads))
     return {kind: counts[kind] for kind in KINDS}
 
 
@@ -226,6 +229,7 @@ def retention_purge(
         counts["uploads"] = uploads_forget(
             school.pk, uploads_unneeded(school.pk, waiting_before=cut.uploads)
         )
+        counts["sync_files"] = taken_forget(taken_files(school.pk, before=cut.uploads))
         counts = {kind: counts[kind] for kind in KINDS}
         policy.last_purge_at = now
         policy.last_purge = counts

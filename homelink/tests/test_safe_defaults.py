@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,7 +123,7 @@ def test_check_deploy_warns_about_what_a_bare_install_left_unset(tmp_path) -> No
     done = deploy_check(production(tmp_path))
     assert done.returncode == 0, done.stderr
     said = done.stdout + done.stderr
-    for code in ("W101", "W102", "W105", "W106", "W001"):
+    for code in ("W101", "W102", "W105", "W106", "W108", "W001"):
         assert f"homelink.{code}" in said, code
     assert "homelink.E" not in said
 
@@ -137,6 +138,7 @@ def test_check_deploy_is_quiet_about_what_was_set(tmp_path) -> None:
             HOMELINK_PUBLIC_URL="https://homelink.example.org",
             ADMINS="Ops <ops@example.org>",
             HOMELINK_TRUSTED_PROXIES="127.0.0.1",
+            HOMELINK_SYNC_KEY=Fernet.generate_key().decode(),
         )
     )
     assert done.returncode == 0, done.stderr

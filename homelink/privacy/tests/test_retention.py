@@ -142,6 +142,7 @@ EXPECTED = {
     "replies": 1,
     "audit_events": 1,
     "uploads": 0,
+    "sync_files": 0,
 }
 
 

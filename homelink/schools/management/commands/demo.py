@@ -130,6 +130,7 @@ class Command(BaseCommand):
         self._section("Demo school")
         school = self._school()
         self._import(school, pupils)
+        self._sync(school)
 
         self._section("Administrator")
         self._superuser(reset=options["reset_password"])
@@ -231,6 +232,18 @@ class Command(BaseCommand):
         ).count()
         adults = school.adults.count()
         self.stdout.write(f"  register: {students} current students, {adults} linked adults")
+
+    def _sync(self, school: School) -> None:
+        from homelink.sync.models import SyncSource
+        from homelink.sync.services import sync_set_folder
+
+        config = SyncSource.objects.filter(school=school).first()
+        if config is None:
+            config = sync_set_folder(school=school, actor_label="demo")
+        self.stdout.write(
+            f"  scheduled sync: {config.get_kind_display().lower()} {config.where}, "
+            f"nightly at {config.at:%H:%M} (or: homelink sync run --school {school.urn})"
+        )
 
     def _superuser(self, *, reset: bool) -> None:
         user_model = get_user_model()

@@ -1,0 +1,86 @@
+"""The staleness alert: a school whose sync has not succeeded for HOMELINK_SYNC_STALE_HOURS
+(36 by default) has its administrators emailed once, saying why in plain English; the next
+success re-arms it. Not one email per failed attempt: the claim (``alerted_at``) is taken with
+a conditional UPDATE, so of several sweeping workers only one sends it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from functools import partial
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from homelink.staff.models import Role
+from homelink.staff.selectors import confirmed_memberships
+from homelink.sync.models import SyncSource
+
+logger = logging.getLogger(__name__)
+
+
+def stale_before(now: dt.datetime) -> dt.datetime:
+    return now - dt.timedelta(hours=settings.HOMELINK_SYNC_STALE_HOURS)
+
+
+def stale_q(now: dt.datetime) -> Q:
+    """Syncs that have not succeeded since the threshold (counting from when a sync that never
+    succeeded was set up)."""
+    before = stale_before(now)
+    return Q(last_success_at__lt=before) | Q(last_success_at__isnull=True, created_at__lt=before)
+
+
+def sync_alert_stale(*, now: dt.datetime | None = None) -> list[int]:
+    """Claim and send the alert of every stale sync not yet alerted; the school ids."""
+    now = now or timezone.now()
+    alerted = []
+    candidates = SyncSource.objects.filter(stale_q(now), alerted_at__isnull=True)
+    for pk, school_id in candidates.values_list("pk", "school_id"):
+        with transaction.atomic():
+            if candidates.filter(pk=pk).update(alerted_at=now):
+                transaction.on_commit(partial(_send, pk))
+                alerted.append(school_id)
+    return alerted
+
+
+def _send(config_id: int) -> None:
+    config = SyncSource.objects.select_related("school").filter(pk=config_id).first()
+    if config is None:
+        return
+    school = config.school
+    to = sorted(
+        {
+            m.user.email
+            for m in confirmed_memberships()
+            .filter(school=school, role=Role.ADMINISTRATOR)
+            .select_related("user")
+            if m.user.email and m.user.is_active
+        }
+    )
+    if not to:
+        logger.warning("sync of school %s is stale and it has no administrator to tell", school.pk)
+        return
+    context = {
+        "school_name": school.name,
+        "source": config.get_kind_display(),
+        "where": config.where,
+        "since": config.last_success_at,
+        "set_up": config.created_at,
+        "hours": int(settings.HOMELINK_SYNC_STALE_HOURS),
+        "reason": config.last_error,
+        "link": settings.HOMELINK_PUBLIC_URL.rstrip("/")
+        + reverse("console:imports", kwargs={"urn": school.urn}),
+    }
+    subject = render_to_string("sync/stale_subject.txt", context).strip()
+    body = render_to_string("sync/stale_email.txt", context)
+    try:
+        send_mail(subject, body, None, to)
+    except Exception as exc:  # the alert is claimed; a mail failure is logged, by kind only
+        logger.warning(
+            "stale sync alert for school %s not emailed: %s", school.pk, type(exc).__name__
+        )

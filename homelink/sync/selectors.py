@@ -1,0 +1,46 @@
+"""Reads about a school's sync, for the dashboard and the imports page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from homelink.mis.models import ImportRun
+from homelink.schools.models import School
+from homelink.sync.alerts import stale_before
+from homelink.sync.models import SyncSource
+
+#: Runs that brought the register up to date from the MIS.
+SUCCEEDED = (ImportRun.Status.APPLIED, ImportRun.Status.UNCHANGED)
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    #: The school's sync, or None when it has none (imports are by hand only).
+    config: SyncSource | None
+    #: The last run, manual or scheduled, that brought the register up to date.
+    last_import: ImportRun | None
+    #: The sync has not succeeded for longer than HOMELINK_SYNC_STALE_HOURS.
+    stale: bool
+
+    @property
+    def configured(self) -> bool:
+        return self.config is not None
+
+
+def sync_status(school: School, *, now: dt.datetime | None = None) -> SyncStatus:
+    now = now or timezone.now()
+    config = SyncSource.objects.filter(school=school).first()
+    last_import = (
+        ImportRun.objects.filter(school=school, status__in=SUCCEEDED)
+        .exclude(finished_at__isnull=True)
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    stale = False
+    if config is not None:
+        since = config.last_success_at or config.created_at
+        stale = since < stale_before(now)
+    return SyncStatus(config=config, last_import=last_import, stale=stale)

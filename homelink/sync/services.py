@@ -1,0 +1,556 @@
+"""Scheduled MIS sync: a school's source and time, and the run itself.
+
+A run takes what the source gives (:mod:`homelink.sync.sources`) through exactly the import a
+console upload gets: the file is stored as an upload and the worker's own import of a stored
+upload (:func:`homelink.mis.tasks.carry_out`) runs on it, in place. So the rules, the preview,
+the guards and the history are the manual ones: a file that trips the leavers guard, names
+another school or cannot be read writes nothing and waits in the console for a decision (apply
+anyway, or discard) like an uploaded one. What a sync adds: "no changes" when the source has
+nothing new, the schedule (retries an hour apart after a failure that may pass), and the state
+the dashboard and the staleness alert read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from homelink.audit.services import audit_record
+from homelink.mis.models import ImportRun
+from homelink.mis.services import detect_format, file_digest
+from homelink.mis.tasks import carry_out
+from homelink.mis.uploads import (
+    UploadTooLarge,
+    may_act,
+    refused_as_another_schools,
+    release_upload,
+    school_folder,
+    store_file,
+)
+from homelink.schools.models import School
+from homelink.sync.addresses import check_url
+from homelink.sync.models import DEFAULT_AT, SyncSource
+from homelink.sync.secrets import SecretUnreadable, SyncKeyMissing, seal
+from homelink.sync.sources import Fetched, SourceError, source_for
+
+#: A failure that may pass (a server down, no file yet) is tried again this often, this many
+#: times, before the sync waits for its next scheduled time.
+RETRY_AFTER = dt.timedelta(hours=1)
+RETRIES = 3
+logger = logging.getLogger(__name__)
+
+#: The history names a sync run that never got a file by its source.
+VIA = "sync"
+
+
+@dataclass
+class SyncOutcome:
+    #: The run in the import history (the import's own run when the file was imported).
+    run: ImportRun
+    #: Whether anything in the register was written.
+    wrote: bool
+    #: Why the sync did not succeed, in plain English ("" when it did).
+    error: str = ""
+
+    @property
+    def status(self) -> str:
+        return self.run.status
+
+
+# --- the schedule --------------------------------------------------------------------------
+
+
+def next_scheduled(at: dt.time, after: dt.datetime) -> dt.datetime:
+    """The first time after ``after`` that the local clock (settings.TIME_ZONE) shows ``at``."""
+    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    local = after.astimezone(zone)
+    day = local.date()
+    for _ in range(3):
+        candidate = dt.datetime.combine(day, at, tzinfo=zone)
+        if candidate > local:
+            return candidate.astimezone(dt.UTC)
+        day += dt.timedelta(days=1)
+    raise AssertionError("unreachable: a day later is always later")
+
+
+# --- setting a school's source ---------------------------------------------------------------
+
+
+def _actor(actor_label: str, user: User | None) -> dict[str, Any]:
+    if user is not None and user.pk:
+        return {"actor_label": f"user:{user.pk}", "actor_id": user.pk}
+    return {"actor_label": actor_label}
+
+
+def _save(
+    school: School,
+    *,
+    kind: str,
+    at: dt.time | None,
+    actor_label: str,
+    user: User | None,
+    **fields: str,
+) -> SyncSource:
+    """Create or change the school's sync (call inside a transaction). A new source starts
+    afresh: no delta cursor, no digest, no failures."""
+    now = timezone.now()
+    config = SyncSource.objects.select_for_update().filter(school=school).first()
+    created = config is None
+    if config is None:
+        config = SyncSource(school=school, created_by=user if user and user.pk else None)
+    new_source = (
+        created
+        or config.kind != kind
+        or any(getattr(config, name) != value for name, value in fields.items() if name != "secret")
+    )
+    if new_source:
+        config.cursor = config.last_digest = config.last_error = ""
+        config.last_full_at = None
+        config.attempts = 0
+    config.kind = kind
+    for name, value in fields.items():
+        setattr(config, name, value)
+    new_at = at or (config.at if not created else DEFAULT_AT)
+    if created or new_at != config.at or config.next_due_at is None:
+        config.at = new_at
+        config.next_due_at = next_scheduled(new_at, now)
+    config.save()
+    audit_record(
+        school=school,
+        action="sync.set",
+        obj=config,
+        # Where from and when: never the secret.
+        detail={"kind": kind, "where": config.where, "at": config.at.strftime("%H:%M")},
+        **_actor(actor_label, user),
+    )
+    return config
+
+
+def school_drop_folder(school: School) -> Path:
+    """The drop folder an administrator may choose in the console."""
+    return Path(settings.HOMELINK_SYNC_ROOT).resolve() / school.urn
+
+
+def sync_set_folder(
+    *,
+    school: School,
+    folder: Path | str | None = None,
+    at: dt.time | None = None,
+    actor_label: str,
+    user: User | None = None,
+) -> SyncSource:
+    """Sync the school from a drop folder (by default its own under HOMELINK_SYNC_ROOT),
+    creating the folder if it is missing."""
+    path = Path(folder) if folder else school_drop_folder(school)
+    if not path.is_absolute():
+        raise ValidationError({"folder": "Give the folder's full path, starting with /."})
+    path = path.resolve()
+    # Each school reads only its own files: no folder inside, around or equal to another's.
+    for other in SyncSource.objects.filter(kind=SyncSource.Kind.FOLDER).exclude(school=school):
+        theirs = Path(other.folder)
+        if path == theirs or theirs in path.parents or path in theirs.parents:
+            raise ValidationError(
+                {"folder": "This folder is another school's drop folder, or holds one."}
+            )
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ValidationError(
+            {"folder": f"The folder {path} cannot be made ({exc.strerror})."}
+        ) from None
+    if not path.is_dir():
+        raise ValidationError({"folder": f"{path} is not a folder."})
+    with transaction.atomic():
+        return _save(
+            school,
+            kind=SyncSource.Kind.FOLDER,
+            at=at,
+            actor_label=actor_label,
+            user=user,
+            folder=str(path),
+            url="",
+            token_url="",
+            client_id="",
+            secret="",
+        )
+
+
+def sync_set_oneroster(
+    *,
+    school: School,
+    url: str,
+    client_id: str,
+    secret: str | None,
+    token_url: str = "",
+    at: dt.time | None = None,
+    actor_label: str,
+    user: User | None = None,
+) -> SyncSource:
+    """Sync the school from a OneRoster 1.1 or 1.2 REST API with OAuth 2.0 client credentials.
+
+    The secret is sealed before it is stored and never shown again. Leaving it out keeps the
+    stored one only while the server and client id stay the same: otherwise whoever changed
+    the address could have the stored secret sent to a server of their choosing."""
+    url = check_url(url)
+    token_url = check_url(token_url, field="token_url") if token_url.strip() else ""
+    client_id = client_id.strip()
+    if not client_id:
+        raise ValidationError({"client_id": "Give the client id the MIS issued."})
+    if len(client_id) > 255 or not client_id.isprintable():
+        raise ValidationError({"client_id": "This is not a client id."})
+    with transaction.atomic():
+        current = SyncSource.objects.select_for_update().filter(school=school).first()
+        same_server = (
+            current is not None
+            and current.kind == SyncSource.Kind.ONEROSTER
+            and (current.url, current.token_url, current.client_id) == (url, token_url, client_id)
+            and bool(current.secret)
+        )
+        if secret:
+            try:
+                sealed = seal(secret)
+            except SyncKeyMissing as exc:
+                raise ValidationError({"secret": str(exc)}) from None
+        elif same_server:
+            assert current is not None
+            sealed = current.secret
+        else:
+            raise ValidationError(
+                {
+                    "secret": "Give the client secret (it is needed again when the address or "
+                    "client id changes)."
+                }
+            )
+        return _save(
+            school,
+            kind=SyncSource.Kind.ONEROSTER,
+            at=at,
+            actor_label=actor_label,
+            user=user,
+            folder="",
+            url=url,
+            token_url=token_url,
+            client_id=client_id,
+            secret=sealed,
+        )
+
+
+def sync_remove(*, school: School, actor_label: str, user: User | None = None) -> bool:
+    """Stop syncing the school (its history stays). False when it had no sync."""
+    with transaction.atomic():
+        config = SyncSource.objects.select_for_update().filter(school=school).first()
+        if config is None:
+            return False
+        audit_record(
+            school=school,
+            action="sync.removed",
+            obj=config,
+            detail={"kind": config.kind, "where": config.where},
+            **_actor(actor_label, user),
+        )
+        config.delete()
+    return True
+
+
+def sync_run_soon(*, school: School, user: User) -> None:
+    """The console's "Run now": the worker runs the school's sync as soon as it can."""
+    from homelink.sync.tasks import run_sync
+
+    with transaction.atomic():
+        if not SyncSource.objects.filter(school=school).exists():
+            raise ValidationError("No sync is set up for this school.")
+        audit_record(school=school, action="sync.run_requested", **_actor("console", user))
+        school_id, user_id = school.pk, user.pk
+        transaction.on_commit(
+            lambda: run_sync.enqueue(
+                school_id=school_id, trigger=ImportRun.Trigger.MANUAL, user_id=user_id
+            )
+        )
+
+
+# --- running it ------------------------------------------------------------------------------
+
+
+def _record(
+    school: School,
+    config: SyncSource,
+    *,
+    trigger: str,
+    user: User | None,
+    status: str,
+    file_name: str,
+    error: str = "",
+    summary: dict[str, Any] | None = None,
+    digest: str = "",
+    fmt: str = "",
+) -> ImportRun:
+    """A sync run that imported nothing, in the one import history."""
+    return ImportRun.objects.create(
+        school=school,
+        started_by=user if user is not None and user.pk else None,
+        started_via=VIA,
+        source=config.kind,
+        trigger=trigger,
+        file_name=file_name[:255],
+        digest=digest,
+        format=fmt,
+        status=status,
+        error=error,
+        summary=summary or {},
+        finished_at=timezone.now(),
+    )
+
+
+def _after_failure(
+    config: SyncSource, *, now: dt.datetime, trigger: str, error: str, retry: bool
+) -> None:
+    """Note a failed attempt; a scheduled one that may pass is tried again within the hour."""
+    attempts = config.attempts + 1
+    changes: dict[str, Any] = {
+        "attempts": attempts,
+        "last_attempt_at": now,
+        "last_error": error[:2000],
+    }
+    if trigger == ImportRun.Trigger.SCHEDULED:
+        following = next_scheduled(config.at, now)
+        soon = now + RETRY_AFTER
+        changes["next_due_at"] = (
+            soon if retry and attempts <= RETRIES and soon < following else following
+        )
+    SyncSource.objects.filter(pk=config.pk, kind=config.kind).update(**changes)
+
+
+def _after_success(
+    config: SyncSource, *, now: dt.datetime, trigger: str, fetched: Fetched, digest: str
+) -> None:
+    changes: dict[str, Any] = {
+        "attempts": 0,
+        "last_attempt_at": now,
+        "last_success_at": now,
+        "last_error": "",
+        "alerted_at": None,
+    }
+    if digest:
+        changes["last_digest"] = digest
+    if fetched.cursor:
+        changes["cursor"] = fetched.cursor
+    if fetched.full and config.kind == SyncSource.Kind.ONEROSTER:
+        changes["last_full_at"] = now
+    if trigger == ImportRun.Trigger.SCHEDULED:
+        changes["next_due_at"] = next_scheduled(config.at, now)
+    SyncSource.objects.filter(pk=config.pk, kind=config.kind).update(**changes)
+
+
+def _waiting_decision(school: School, digest: str) -> ImportRun | None:
+    """A run of this very file that still waits for an administrator's decision."""
+    for run in ImportRun.objects.filter(school=school, digest=digest).exclude(upload=""):
+        if may_act(run) and (
+            run.status == ImportRun.Status.STOPPED or refused_as_another_schools(run)
+        ):
+            return run
+    return None
+
+
+def sync_run(
+    *,
+    school: School,
+    trigger: str = ImportRun.Trigger.MANUAL,
+    dry_run: bool = False,
+    user: User | None = None,
+    now: dt.datetime | None = None,
+) -> SyncOutcome:
+    """Run the school's sync now: fetch, then import under the rules and guards of any import.
+
+    ``ValidationError`` when the school has no sync. Everything else ends in the history: a
+    source that could not give a file (``failed``, saying why), nothing new (``unchanged``),
+    or the import's own run (``applied``, ``stopped``, ``failed``; ``preview`` for a dry run,
+    which changes neither the register nor the sync's state nor the drop folder)."""
+    now = now or timezone.now()
+    config = SyncSource.objects.filter(school=school).first()
+    if config is None:
+        raise ValidationError(f"No sync is set up for {school.name}.")
+    label = config.get_kind_display()
+    folder = school_folder(school.pk)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # The fetched file is personal data: it waits in the school's own private store, and goes
+    # with the folder whatever happens.
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".sync-") as work:
+        try:
+            source = source_for(config, now=now)
+            fetched = source.fetch(Path(work), dry_run=dry_run)
+        except (SourceError, SyncKeyMissing, SecretUnreadable) as exc:
+            error = str(exc)
+            run = _record(
+                school,
+                config,
+                trigger=trigger,
+                user=user,
+                status=ImportRun.Status.FAILED,
+                file_name=label,
+                error=error,
+            )
+            if not dry_run:
+                retry = isinstance(exc, SourceError) and exc.retry
+                _after_failure(config, now=now, trigger=trigger, error=error, retry=retry)
+            return SyncOutcome(run, False, error)
+        return _import_fetched(
+            school, config, source, fetched, trigger=trigger, dry_run=dry_run, user=user, now=now
+        )
+
+
+def _import_fetched(
+    school: School,
+    config: SyncSource,
+    source: Any,
+    fetched: Fetched,
+    *,
+    trigger: str,
+    dry_run: bool,
+    user: User | None,
+    now: dt.datetime,
+) -> SyncOutcome:
+    detail = {"full": fetched.full, **fetched.detail}
+    unchanged = fetched.unchanged
+    digest = ""
+    if not unchanged:
+        assert fetched.path is not None, "a source gives a file or says why not"
+        digest = file_digest(fetched.path)
+        if digest == config.last_digest:
+            unchanged = "the same file as the last sync: nothing to import"
+    if unchanged:
+        run = _record(
+            school,
+            config,
+            trigger=trigger,
+            user=user,
+            status=ImportRun.Status.UNCHANGED,
+            file_name=fetched.file_name or config.get_kind_display(),
+            summary={"unchanged": unchanged, "sync": detail},
+            digest=digest,
+        )
+        if not dry_run:
+            if fetched.path is not None:
+                source.finish(fetched, imported=True)
+            _after_success(config, now=now, trigger=trigger, fetched=fetched, digest=digest)
+        return SyncOutcome(run, False)
+    assert fetched.path is not None
+    waiting = _waiting_decision(school, digest)
+    if waiting is not None:
+        # The same file again: the earlier run still offers the decision; a second would
+        # only ask it twice.
+        error = (
+            f"the same file is still waiting for a decision on the imports page (import of "
+            f"{timezone.localtime(waiting.started_at):%d %b %Y %H:%M})"
+        )
+        run = _record(
+            school,
+            config,
+            trigger=trigger,
+            user=user,
+            status=ImportRun.Status.FAILED,
+            file_name=fetched.file_name,
+            error=error,
+            digest=digest,
+            summary={"sync": detail},
+        )
+        if not dry_run:
+            source.finish(fetched, imported=False)
+            _after_failure(config, now=now, trigger=trigger, error=error, retry=False)
+        return SyncOutcome(run, False, error)
+    fmt = fetched.format or detect_format(fetched.path)
+    try:
+        stored = store_file(school.pk, fetched.path)
+    except UploadTooLarge:
+        error = "the file is larger than the largest import accepted"
+        run = _record(
+            school,
+            config,
+            trigger=trigger,
+            user=user,
+            status=ImportRun.Status.FAILED,
+            file_name=fetched.file_name,
+            error=error,
+            digest=digest,
+        )
+        if not dry_run:
+            source.finish(fetched, imported=False)
+            _after_failure(config, now=now, trigger=trigger, error=error, retry=False)
+        return SyncOutcome(run, False, error)
+    with transaction.atomic():
+        request = ImportRun.objects.create(
+            school=school,
+            started_by=user if user is not None and user.pk else None,
+            started_via=VIA,
+            source=config.kind,
+            trigger=trigger,
+            file_name=fetched.file_name[:255],
+            digest=digest,
+            format=fmt.value,
+            status=ImportRun.Status.QUEUED,
+            options={
+                "dry_run": dry_run,
+                "update_only": False,
+                "confirm_leavers": False,
+                "force": False,
+                "mapping": "",
+            },
+            upload=stored,
+        )
+    try:
+        carry_out(school_id=school.pk, run_id=request.pk, upload=stored)
+    except Exception as exc:
+        # Recorded on the run by the import; the log says which run, never what it held.
+        logger.error("sync of school %s: import run failed: %s", school.pk, type(exc).__name__)
+    request.refresh_from_db()
+    run = request.followed_by or request
+    run.options = {**run.options, "sync": detail}
+    run.save(update_fields=["options"])
+    if dry_run:
+        # A preview from the command line: the file is not kept for the console to apply.
+        release_upload(school.pk, run.upload, run.mapping_upload)
+        run.refresh_from_db()
+        return SyncOutcome(run, False, run.error)
+    if run.status == ImportRun.Status.APPLIED:
+        source.finish(fetched, imported=True)
+        _after_success(config, now=now, trigger=trigger, fetched=fetched, digest=digest)
+        return SyncOutcome(run, True)
+    error = run.error or "the import did not finish"
+    if run.status == ImportRun.Status.STOPPED:
+        error = f"waiting for a decision on the imports page: {error}"
+    busy = bool(run.options.get("busy"))
+    if busy:
+        # Another import of the school was running: the sync tries again itself, so its copy
+        # is not left for the console to retry as well; the source keeps its file.
+        release_upload(school.pk, run.upload, run.mapping_upload)
+    else:
+        source.finish(fetched, imported=False)
+    _after_failure(config, now=now, trigger=trigger, error=error, retry=busy)
+    return SyncOutcome(run, False, error)
+
+
+def sync_claim_due(*, now: dt.datetime | None = None) -> list[int]:
+    """Claim the syncs that are due, for the caller to run: the school ids.
+
+    Each is claimed with a conditional UPDATE that moves its ``next_due_at`` past the import
+    lock's life, so of several workers sweeping at once only one's UPDATE matches (PostgreSQL
+    re-checks the condition once the first commits; SQLite writes one at a time). The run sets
+    the real next time when it ends; a worker that dies mid-run leaves the claim to run out."""
+    now = now or timezone.now()
+    hold = now + dt.timedelta(seconds=settings.HOMELINK_IMPORT_LOCK_SECONDS)
+    claimed = []
+    due = SyncSource.objects.filter(next_due_at__lte=now)
+    for pk, school_id in due.values_list("pk", "school_id"):
+        if due.filter(pk=pk).update(next_due_at=hold):
+            claimed.append(school_id)
+    return claimed
