@@ -533,6 +533,7 @@ def _import_fetched(
         # Another import of the school was running: the sync tries again itself, so its copy
         # is not left for the console to retry as well; the source keeps its file.
         release_upload(school.pk, run.upload, run.mapping_upload)
+        run.refresh_from_db()
     else:
         source.finish(fetched, imported=False)
     _after_failure(config, now=now, trigger=trigger, error=error, retry=busy)

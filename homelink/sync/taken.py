@@ -6,6 +6,7 @@ erased (the register, and the stored copy of a file still waiting for a decision
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import stat
 from pathlib import Path
@@ -14,6 +15,8 @@ from django.db import transaction
 
 from homelink.sync.models import SyncSource
 from homelink.sync.sources.folder import DONE, FAILED
+
+logger = logging.getLogger(__name__)
 
 
 def taken_files(school_id: int, *, before: dt.datetime | None = None) -> list[Path]:
@@ -43,7 +46,14 @@ def taken_forget(files: list[Path]) -> int:
 
     def delete() -> None:
         for path in files:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                # The process may not be the one the folder belongs to (a web server that
+                # cannot write the drop folder): the purge stands; the file is named by folder.
+                logger.warning(
+                    "a drop-folder file in %s not deleted: %s", path.parent, exc.strerror
+                )
 
     if files:
         transaction.on_commit(delete)

@@ -11,9 +11,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from homelink.mis.guards import ImportRefused, LeaverGuardStop
-from homelink.mis.issues import issue_title
 from homelink.mis.records import MisFormatError
 from homelink.mis.services import ImportBusy, import_file
+from homelink.mis.summary import summary_payload, write_summary
 from homelink.schools.selectors import school_by_urn_or_error
 
 
@@ -106,45 +106,19 @@ class Command(BaseCommand):
             if progress is not None:
                 progress.done()
         summary = outcome.summary
+        seconds = time.monotonic() - started
         if as_json:
-            payload = {
-                "status": outcome.run.status,
-                "run": outcome.run.pk,
-                "seconds": round(time.monotonic() - started, 3),
-                **summary,
-            }
+            payload = summary_payload(outcome.run, summary, seconds)
             self.stdout.write(json.dumps(payload, ensure_ascii=False))
             return
-        self._print(
-            outcome.run.status, summary, outcome.run.data_issues, time.monotonic() - started
+        write_summary(
+            self.stdout,
+            self.style,
+            status=outcome.run.status,
+            summary=summary,
+            issues=outcome.run.data_issues,
+            seconds=seconds,
         )
-
-    def _print(
-        self, status: str, summary: dict[str, Any], issues: list[dict[str, Any]], seconds: float
-    ) -> None:
-        out = self.stdout
-        title = "Preview (nothing written)" if status == "preview" else "Imported"
-        out.write(self.style.MIGRATE_HEADING(f"{title} in {seconds:.1f}s"))
-        for group in ("students", "staff", "adults", "links"):
-            counts = {k: v for k, v in summary[group].items() if v}
-            if counts:
-                out.write(f"  {group:9} " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-        if not summary["whole_roll"]:
-            out.write("  (not a whole-roll import: no one is marked left)")
-        if summary["reasons"]:
-            out.write(self.style.MIGRATE_HEADING("Why"))
-            for reason, count in summary["reasons"].items():
-                out.write(f"  {count:6}  {reason}")
-        if summary["data_issues"]:
-            out.write(self.style.WARNING("Data issues"))
-            for kind, count in summary["data_issues"].items():
-                out.write(f"  {count:6}  {issue_title(kind)}")
-            for issue in issues[:10]:
-                out.write(f"          {issue['message']}")
-            if len(issues) > 10:
-                out.write("          … (all of them: --json, or the import history)")
-        for note in summary.get("notes", [])[:20]:
-            out.write(f"  note: {note}")
 
 
 class _Progress:
