@@ -19,7 +19,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["imports", "letters", "messages", "search", "load"],
+        choices=["imports", "sync", "letters", "messages", "search", "load"],
         action="append",
         help="run only these benchmarks",
     )
@@ -27,12 +27,15 @@ def main() -> None:
     import django
 
     django.setup()
-    from homelink.bench import imports, letters, load, messages, search
+    from homelink.bench import imports, letters, load, messages, search, sync
 
-    only = set(args.only or ["imports", "letters", "messages", "search", "load"])
+    only = set(args.only or ["imports", "sync", "letters", "messages", "search", "load"])
     if "imports" in only:
         sizes = args.pupils or ([2_000] if args.quick else [2_000, 100_000])
         imports.run(sizes)
+    if "sync" in only:
+        print()
+        sync.run(sync.QUICK_STUDENTS if args.quick else sync.STUDENTS)
     if "letters" in only:
         print()
         letters.run()

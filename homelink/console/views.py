@@ -3,17 +3,20 @@ area's pages are in its own package (members/, people/, imports/, messages/, sta
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from homelink.console.imports.views import sync_problem
 from homelink.console.permissions import StaffRequest, staff_view
 from homelink.messaging.selectors import delivery_summary
 from homelink.mis.selectors import import_issues, last_applied_import
 from homelink.privacy.notices import untold_count
 from homelink.register.selectors import data_issues, reach
 from homelink.staff.selectors import confirmed_memberships
+from homelink.sync.selectors import sync_status
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -35,10 +38,12 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @staff_view()
 def dashboard(request: StaffRequest) -> HttpResponse:
-    """How reachable the school is, and what the office should look at: the register's data
-    issues, then the last applied import's."""
+    """How reachable the school is, and what the office should look at: how fresh the register
+    is from the MIS (red when the scheduled sync has gone stale), the register's data issues,
+    then the last applied import's."""
     school = request.school
     last_import = last_applied_import(school)
+    sync = sync_status(school)
     issues = data_issues(school)
     if last_import is not None:
         issues.append(import_issues(school, last_import))
@@ -49,9 +54,11 @@ def dashboard(request: StaffRequest) -> HttpResponse:
             "school": school,
             "membership": request.membership,
             "d": reach(school),
-            "last_import": last_import,
             "issues": issues,
             "delivery": delivery_summary(school, timezone.now()),
             "untold": untold_count(school),
+            "sync": sync,
+            "sync_problem": sync_problem(sync),
+            "sync_hours": settings.HOMELINK_SYNC_STALE_HOURS,
         },
     )

@@ -128,7 +128,7 @@ def _rows(query: QuerySet[Any, Any]) -> Iterator[tuple[Any, ...]]:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector held off while the register is read: the rows are
     never in a cycle, and the collector would otherwise walk the growing register again and
     again as it is built (a second or more of a nightly import at 100,000 pupils)."""
@@ -162,7 +162,7 @@ def load_register(school: School) -> Register:
 
     Text columns that repeat across a school (names, years, codes, relationships) are interned:
     a big register's rows would otherwise each hold their own copies."""
-    with _collector_paused():
+    with collector_paused():
         return _load_register(school)
 
 

@@ -8,38 +8,61 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from homelink.mis.models import ImportRun
 from homelink.staff.models import Role
 from homelink.staff.selectors import confirmed_memberships
 from homelink.sync.models import SyncSource
 
 logger = logging.getLogger(__name__)
 
+#: Runs that brought the register up to date from the MIS.
+SUCCEEDED = (ImportRun.Status.APPLIED, ImportRun.Status.UNCHANGED)
+
 
 def stale_before(now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(hours=settings.HOMELINK_SYNC_STALE_HOURS)
 
 
-def stale_q(now: dt.datetime) -> Q:
-    """Syncs that have not succeeded since the threshold (counting from when a sync that never
+def _succeeded(after: Any) -> Exists:
+    """A run from the sync's own source that brought the register up to date after ``after``:
+    the sync's own, or an administrator's decision to apply a file the sync had to stop."""
+    return Exists(
+        ImportRun.objects.filter(
+            school_id=OuterRef("school_id"),
+            source=OuterRef("kind"),
+            status__in=SUCCEEDED,
+            finished_at__gt=after,
+        )
+    )
+
+
+def stale_syncs(now: dt.datetime) -> QuerySet[SyncSource]:
+    """Syncs with no success since the threshold (counting from when a sync that never
     succeeded was set up)."""
     before = stale_before(now)
-    return Q(last_success_at__lt=before) | Q(last_success_at__isnull=True, created_at__lt=before)
+    quiet = Q(last_success_at__lt=before) | Q(last_success_at__isnull=True, created_at__lt=before)
+    return SyncSource.objects.filter(quiet).exclude(_succeeded(before))
 
 
 def sync_alert_stale(*, now: dt.datetime | None = None) -> list[int]:
-    """Claim and send the alert of every stale sync not yet alerted; the school ids."""
+    """Claim and send the alert of every stale sync not yet alerted; the school ids. An alert
+    answered by a success since (however it came) is re-armed first."""
     now = now or timezone.now()
+    SyncSource.objects.filter(alerted_at__isnull=False).filter(
+        _succeeded(OuterRef("alerted_at"))
+    ).update(alerted_at=None)
     alerted = []
-    candidates = SyncSource.objects.filter(stale_q(now), alerted_at__isnull=True)
+    candidates = stale_syncs(now).filter(alerted_at__isnull=True)
     for pk, school_id in candidates.values_list("pk", "school_id"):
         with transaction.atomic():
             if candidates.filter(pk=pk).update(alerted_at=now):

@@ -9,11 +9,8 @@ from django.utils import timezone
 
 from homelink.mis.models import ImportRun
 from homelink.schools.models import School
-from homelink.sync.alerts import stale_before
+from homelink.sync.alerts import SUCCEEDED, stale_before
 from homelink.sync.models import SyncSource
-
-#: Runs that brought the register up to date from the MIS.
-SUCCEEDED = (ImportRun.Status.APPLIED, ImportRun.Status.UNCHANGED)
 
 
 @dataclass(frozen=True)
@@ -41,6 +38,23 @@ def sync_status(school: School, *, now: dt.datetime | None = None) -> SyncStatus
     )
     stale = False
     if config is not None:
+        # As the alert counts it (alerts.stale_syncs): the sync's own successes, and a file of
+        # its source that an administrator applied after the sync had to stop it.
         since = config.last_success_at or config.created_at
-        stale = since < stale_before(now)
+        if since < stale_before(now):
+            latest = last_import
+            if latest is None or latest.source != config.kind:
+                latest = (
+                    ImportRun.objects.filter(
+                        school=school, source=config.kind, status__in=SUCCEEDED
+                    )
+                    .exclude(finished_at__isnull=True)
+                    .order_by("-finished_at")
+                    .first()
+                )
+            stale = (
+                latest is None
+                or latest.finished_at is None
+                or latest.finished_at < stale_before(now)
+            )
     return SyncStatus(config=config, last_import=last_import, stale=stale)

@@ -246,6 +246,27 @@ def sync_set_oneroster(
         )
 
 
+def sync_set_time(
+    *, school: School, at: dt.time, actor_label: str, user: User | None = None
+) -> SyncSource:
+    """Change only the time of the school's sync (its source, secret and state stay)."""
+    with transaction.atomic():
+        config = SyncSource.objects.select_for_update().filter(school=school).first()
+        if config is None:
+            raise ValidationError("No sync is set up for this school: choose its source first.")
+        config.at = at
+        config.next_due_at = next_scheduled(at, timezone.now())
+        config.save(update_fields=["at", "next_due_at"])
+        audit_record(
+            school=school,
+            action="sync.set",
+            obj=config,
+            detail={"kind": config.kind, "where": config.where, "at": at.strftime("%H:%M")},
+            **_actor(actor_label, user),
+        )
+    return config
+
+
 def sync_remove(*, school: School, actor_label: str, user: User | None = None) -> bool:
     """Stop syncing the school (its history stays). False when it had no sync."""
     with transaction.atomic():

@@ -29,4 +29,10 @@ urlpatterns: list[URLPattern] = [
         views.import_discard,
         name="import_discard",
     ),
+    # The scheduled sync: each form of the imports page posts to its own address.
+    path("<str:urn>/imports/sync/folder/", views.sync_folder, name="sync_folder"),
+    path("<str:urn>/imports/sync/oneroster/", views.sync_oneroster, name="sync_oneroster"),
+    path("<str:urn>/imports/sync/time/", views.sync_time, name="sync_time"),
+    path("<str:urn>/imports/sync/remove/", views.sync_remove_view, name="sync_remove"),
+    path("<str:urn>/imports/sync/run/", views.sync_run_now, name="sync_run"),
 ]

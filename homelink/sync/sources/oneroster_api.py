@@ -92,6 +92,7 @@ from urllib.parse import quote, quote_plus, urlencode, urlsplit
 from django.conf import settings
 
 from homelink.mis.records import Format
+from homelink.mis.snapshot import collector_paused
 from homelink.sync.addresses import check_host
 from homelink.sync.secrets import SecretUnreadable, SyncKeyMissing, unseal
 from homelink.sync.sources import Fetched, SourceError
@@ -316,6 +317,12 @@ class OneRosterSource:
         # A dry run reads exactly what a real one would: the runner decides what is written.
         since = self._delta_since()
         cursor = _stamp(self.now - OVERLAP)
+        # The pages are plain JSON (no cycles): the collector walking them again and again as
+        # they pile up costs a 20,000-student read about half a second of CPU.
+        with collector_paused():
+            return self._fetch(workdir, since, cursor)
+
+    def _fetch(self, workdir: Path, since: str, cursor: str) -> Fetched:
         try:
             roster: _Roster | None = None
             if since:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
 from homelink.mail_testing import Mailbox
@@ -230,3 +231,54 @@ def test_a_stale_sync_emails_the_administrators_once_saying_why(
     assert sync_alert_stale(now=timezone.now() + dt.timedelta(hours=12)) == []
     assert sync_alert_stale(now=timezone.now() + dt.timedelta(hours=40)) == [school.pk]
     assert len(smtp.to("head@example.org")) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_administrators_decision_on_a_stopped_sync_counts_as_its_success(
+    school: School, quick: Any, smtp: Mailbox
+) -> None:
+    from django.contrib.auth.models import User
+
+    from homelink.mis.generate import generate_ctf
+    from homelink.mis.runs import import_apply
+    from homelink.mis.tasks import carry_out
+
+    _admin(school, "head@example.org")
+    config = _due(school)
+    generate_ctf(Path(config.folder) / "monday.xml", pupils=20, seed=7)
+    assert sync_run(school=school, trigger=ImportRun.Trigger.SCHEDULED).wrote
+    # Another roll under the school's name: every student would leave, so the sync stops.
+    generate_ctf(Path(config.folder) / "tuesday.xml", pupils=20, seed=8)
+    stopped = sync_run(school=school, trigger=ImportRun.Trigger.SCHEDULED).run
+    assert stopped.status == ImportRun.Status.STOPPED
+
+    # Nobody decides for two days (the history moved back 40 hours): red, and one email.
+    back = dt.timedelta(hours=40)
+    ImportRun.objects.filter(school=school).update(
+        started_at=F("started_at") - back, finished_at=F("finished_at") - back
+    )
+    SyncSource.objects.filter(pk=config.pk).update(
+        created_at=F("created_at") - back, last_success_at=F("last_success_at") - back
+    )
+    assert sync_status(school).stale
+    assert sync_alert_stale() == [school.pk]
+    assert len(smtp.to("head@example.org")) == 1
+
+    # The administrator confirms the leavers and applies the file (what the console does).
+    admin = User.objects.get(email="head@example.org")
+    request = import_apply(run=stopped, user=admin, leavers_confirmed=True)
+    carry_out(school_id=school.pk, run_id=request.pk, upload=request.upload)
+    request.refresh_from_db()
+    assert request.followed_by is not None
+    assert request.followed_by.status == ImportRun.Status.APPLIED
+    assert request.followed_by.source == ImportRun.Source.FOLDER
+
+    # The register is up to date from the sync's own source: not stale, and the alert is
+    # re-armed for the next time the sync stops succeeding.
+    assert not sync_status(school).stale
+    assert sync_alert_stale() == []
+    config.refresh_from_db()
+    assert config.alerted_at is None
+    assert len(smtp.to("head@example.org")) == 1
+    # Until the next 36 hours without a success.
+    assert sync_status(school, now=timezone.now() + dt.timedelta(hours=37)).stale
