@@ -19,7 +19,7 @@ from django.db import transaction
 from homelink.audit.services import audit_record
 from homelink.mis.models import ImportRun
 from homelink.mis.records import Format
-from homelink.mis.services import detect_format
+from homelink.mis.services import carried_options, detect_format
 from homelink.mis.tasks import run_console_import
 from homelink.mis.uploads import (
     MAPPING_MAX_BYTES,
@@ -164,6 +164,8 @@ def _follow_on(locked: ImportRun, user: User, **options: Any) -> ImportRun:
         options={
             "update_only": bool(kept.get("update_only")),
             "mapping": str(kept.get("mapping", "")),
+            # A trust import's part of the file stays that part when applied.
+            **carried_options(kept),
             **options,
         },
         upload=locked.upload,

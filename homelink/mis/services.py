@@ -71,7 +71,23 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def open_mis_file(path: Path, fmt: Format, mapping: Path | None = None) -> ParsedFile:
+#: Options of a run that every run made from it keeps (its apply, a forced preview): a trust
+#: import's part of the file (homelink/trusts/imports.py): the OneRoster org read, the trust
+#: and the trust import it belongs to.
+CARRIED_OPTIONS = ("org", "trust", "trust_import")
+
+
+def carried_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {key: options[key] for key in CARRIED_OPTIONS if options.get(key)}
+
+
+def open_mis_file(
+    path: Path, fmt: Format, mapping: Path | None = None, org: str | None = None
+) -> ParsedFile:
+    """Open a file as its format; ``org``: only that OneRoster org's records (a trust's export
+    read for one of its schools)."""
+    if org and fmt != Format.ONEROSTER:
+        raise MisFormatError("only a OneRoster export can be read for one organisation")
     # Imported here so that one format's optional dependencies never burden another's import.
     if fmt == Format.CTF:
         from homelink.mis.formats.ctf import open_ctf
@@ -80,7 +96,7 @@ def open_mis_file(path: Path, fmt: Format, mapping: Path | None = None) -> Parse
     if fmt == Format.ONEROSTER:
         from homelink.mis.formats.oneroster import open_oneroster
 
-        return open_oneroster(path)
+        return open_oneroster(path, org=org or None)
     from homelink.mis.formats.csv_mapped import load_mapping, open_csv
 
     return open_csv(path, load_mapping(mapping) if mapping else None)
@@ -158,9 +174,11 @@ def import_parsed(
     progress: Callable[[int, float | None], None] | None = None,
     source: str = ImportRun.Source.FILE,
     trigger: str = ImportRun.Trigger.MANUAL,
+    carried: dict[str, Any] | None = None,
 ) -> ImportOutcome:
     """The import itself, once the file is known: take the school's import lock, open the file
-    with ``opener``, plan, and apply (see :func:`import_file`)."""
+    with ``opener``, plan, and apply (see :func:`import_file`). ``carried``: options the run
+    records for the runs made from it (:data:`CARRIED_OPTIONS`)."""
     options = ImportOptions(update_only=update_only, confirm_leavers=confirm_leavers, force=force)
     run = _take_lock(
         school,
@@ -178,6 +196,7 @@ def import_parsed(
                 "confirm_leavers": confirm_leavers,
                 "force": force,
                 "mapping": mapping_name,
+                **carried_options(carried or {}),
             },
         },
     )

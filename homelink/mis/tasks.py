@@ -12,12 +12,15 @@ migration that points queued rows at the new path (console migrations 0005 and 0
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_tasks import task
 
@@ -26,15 +29,24 @@ from homelink.mis.records import Format, MisFormatError, ParsedFile
 from homelink.mis.rules import ImportRefused
 from homelink.mis.services import (
     ImportBusy,
+    carried_options,
     detect_format,
     file_digest,
     import_parsed,
     open_mis_file,
 )
-from homelink.mis.uploads import KEEPS_FILE, refused_as_another_schools, release_upload, stored_path
+from homelink.mis.uploads import (
+    KEEPS_FILE,
+    refused_as_another_schools,
+    release_upload,
+    stored_path,
+    uploads_forget,
+)
 
 #: Progress is written to the run at most this often.
 PROGRESS_INTERVAL = 0.5
+#: What a run whose process stopped (a worker killed, a machine rebooted) says.
+ABANDONED = "abandoned: the importing process stopped"
 
 
 class _Progress:
@@ -91,7 +103,8 @@ def carry_out(*, school_id: int, run_id: int, upload: str) -> str:
         run = ImportRun.objects.get(school_id=school_id, status=ImportRun.Status.RUNNING)
         progress.run_id = run.pk
         ImportRun.objects.filter(pk=request.pk).update(followed_by=run)
-        return open_mis_file(path, file_format, mapping)
+        # A trust import's part of its file: only the school's own OneRoster org.
+        return open_mis_file(path, file_format, mapping, org=str(options.get("org") or ""))
 
     error: BaseException | None = None
     try:
@@ -112,6 +125,7 @@ def carry_out(*, school_id: int, run_id: int, upload: str) -> str:
             progress=progress,
             source=request.source,
             trigger=request.trigger,
+            carried=carried_options(options),
         )
     except ImportBusy as busy:
         request.status = ImportRun.Status.FAILED
@@ -187,3 +201,43 @@ def _renamed(value: Any, names: dict[str, str]) -> Any:
             original if isinstance(value, str) else json.dumps(original)[1:-1],
         )
     return text if isinstance(value, str) else json.loads(text)
+
+
+def imports_abandon(*, school_id: int) -> int:
+    """Record the school's imports whose process stopped (a worker killed, a machine rebooted)
+    as failed, and let their stored files go once the caller's transaction commits: a run
+    ``running`` for longer than the import lock lives (HOMELINK_IMPORT_LOCK_SECONDS), and a
+    request ``queued`` that long that a process had begun to carry out (its run was made, or it
+    was carried out in place by a scheduled sync, ``options["in_place"]``) and no live run
+    carries out now. Otherwise such a request would keep its stored copy of a whole MIS export
+    for ever: nothing will carry it out again, and a file a run is at work on is never deleted.
+    A request still waiting for a worker keeps its file. Called by the retention purge and the
+    sync's sweep; how many runs."""
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=settings.HOMELINK_IMPORT_LOCK_SECONDS)
+    live = ImportRun.objects.filter(status=ImportRun.Status.RUNNING, started_at__gte=stale)
+    running = ImportRun.objects.filter(
+        school_id=school_id, status=ImportRun.Status.RUNNING, started_at__lt=stale
+    )
+    # A request that was carried out stays queued, with its finish time (see _settle).
+    begun = (
+        ImportRun.objects.filter(
+            school_id=school_id,
+            status=ImportRun.Status.QUEUED,
+            finished_at__isnull=True,
+            started_at__lt=stale,
+        )
+        .filter(Q(followed_by__isnull=False) | Q(options__in_place=True))
+        .exclude(followed_by__in=live)
+    )
+    with transaction.atomic():
+        files = [
+            name
+            for pair in begun.exclude(upload="").values_list("upload", "mapping_upload")
+            for name in pair
+            if name
+        ]
+        count = running.update(status=ImportRun.Status.FAILED, error=ABANDONED, finished_at=now)
+        count += begun.update(status=ImportRun.Status.FAILED, error=ABANDONED, finished_at=now)
+        uploads_forget(school_id, files)
+    return count

@@ -32,6 +32,7 @@ from django.utils import timezone
 from homelink.audit.models import AuditEvent
 from homelink.audit.services import audit_purge_before, audit_record
 from homelink.messaging.models import Delivery, InboundSms, Message, Status
+from homelink.mis.tasks import imports_abandon
 from homelink.mis.uploads import uploads_forget, uploads_unneeded
 from homelink.privacy.erasure import redact_import_history
 from homelink.privacy.models import RetentionPolicy
@@ -67,7 +68,8 @@ KINDS = {
     "replies": "replies texted to the school",
     "audit_events": "audit trail events",
     "uploads": "uploaded MIS files left waiting (never applied or discarded)",
-    "sync_files": "MIS files a drop folder gave, kept in its done/ and failed/ folders",
+    "sync_files": "MIS files a drop folder gave (its done/ and failed/), unfinished uploads "
+    "left in it, and work folders of syncs that stopped",
 }
 
 
@@ -226,6 +228,9 @@ def retention_purge(
         Message.objects.filter(pk__in=list(due["messages"].values_list("pk", flat=True))).delete()
         due["replies"].delete()
         counts["audit_events"] = _purge_audit(school, cut.audit)
+        # An import whose process stopped would hold its stored file for ever: it is recorded
+        # as abandoned, and the file goes now.
+        imports_abandon(school_id=school.pk)
         counts["uploads"] = uploads_forget(
             school.pk, uploads_unneeded(school.pk, waiting_before=cut.uploads)
         )

@@ -4,7 +4,10 @@ https:// to public addresses. ``HOMELINK_SYNC_ALLOW_PRIVATE`` (on for the demo a
 also allows http:// and private, loopback and link-local addresses, where the fake server runs.
 
 The host is checked when the URL is entered and again before every connection, since a name
-can resolve somewhere else later.
+can resolve somewhere else later. At connection time the name is resolved **once**
+(:func:`connect_addresses`) and the connection goes to an address of that very answer: a name
+whose DNS answers a public address to the check and a private one to a second lookup (DNS
+rebinding, a TTL of 0) cannot lead the server into its own network.
 """
 
 from __future__ import annotations
@@ -19,14 +22,19 @@ from django.core.exceptions import ValidationError
 from homelink.sync.sources import SourceError
 
 
-def _private(host: str) -> str | None:
-    """The first address of ``host`` that is not public, or None; raises OSError when the name
-    does not resolve."""
-    for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP):
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+def _first_private(addresses: list[str]) -> str | None:
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%")[0])
         if not address.is_global:
             return str(address)
     return None
+
+
+def _private(host: str) -> str | None:
+    """The first address of ``host`` that is not public, or None; raises OSError when the name
+    does not resolve."""
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return _first_private([str(info[4][0]) for info in infos])
 
 
 def check_url(url: str, *, field: str = "url") -> str:
@@ -66,8 +74,17 @@ def check_url(url: str, *, field: str = "url") -> str:
     return url
 
 
+def _refusal(host: str, private: str) -> SourceError:
+    return SourceError(
+        f"the OneRoster server {host} now resolves to a private address ({private}): "
+        "homelink will not connect to it",
+        retry=False,
+    )
+
+
 def check_host(host: str) -> None:
-    """Before connecting: refuse a host that resolves to a private address (unless allowed)."""
+    """Refuse a host that resolves to a private address (unless allowed). Only a check: a
+    connection must go to :func:`connect_addresses`' answer, not to the name again."""
     if settings.HOMELINK_SYNC_ALLOW_PRIVATE:
         return
     try:
@@ -75,8 +92,21 @@ def check_host(host: str) -> None:
     except OSError:
         raise SourceError(f"the OneRoster server {host} could not be found") from None
     if private is not None:
-        raise SourceError(
-            f"the OneRoster server {host} now resolves to a private address ({private}): "
-            "homelink will not connect to it",
-            retry=False,
-        )
+        raise _refusal(host, private)
+
+
+def connect_addresses(host: str, port: int) -> list[str]:
+    """The IP addresses to connect to ``host`` on, from one lookup, every one checked public
+    (unless allowed): connect to these, never to the name, so that no second lookup is made.
+    Raises ``OSError`` (``socket.gaierror``) when the name does not resolve, and
+    :class:`SourceError` for a private address."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise socket.gaierror(socket.EAI_NONAME, "no address")
+    if not settings.HOMELINK_SYNC_ALLOW_PRIVATE:
+        # Every address of the answer, not only the first: a connection may fall back to any.
+        private = _first_private(addresses)
+        if private is not None:
+            raise _refusal(host, private)
+    return addresses

@@ -21,7 +21,7 @@ from django.utils import timezone
 from homelink.mis.models import ImportRun
 from homelink.staff.models import Role
 from homelink.staff.selectors import confirmed_memberships
-from homelink.sync.models import SyncSource
+from homelink.sync.models import VIA, SyncSource
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,16 @@ def _succeeded(after: Any) -> Exists:
             finished_at__gt=after,
         )
     )
+
+
+def decisions(school_id: int, kind: str) -> QuerySet[ImportRun]:
+    """Runs in which an administrator applied a file the sync of ``kind`` had fetched and had to
+    stop (the leavers guard, another school's name): successes of the sync's source that the
+    sync did not make itself. :func:`_succeeded` counts them with the sync's own, and
+    :func:`~homelink.sync.services.sync_note_decisions` writes them onto the sync's state."""
+    return ImportRun.objects.filter(
+        school_id=school_id, source=kind, status__in=SUCCEEDED, finished_at__isnull=False
+    ).exclude(started_via=VIA)
 
 
 def stale_syncs(now: dt.datetime) -> QuerySet[SyncSource]:

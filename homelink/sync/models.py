@@ -15,6 +15,9 @@ from homelink.mis.models import ImportRun
 from homelink.schools.models import School
 
 DEFAULT_AT = dt.time(2, 0)
+#: ``ImportRun.started_via`` of the runs a sync makes itself (an administrator's decision on a
+#: file it stopped is started via the console).
+VIA = "sync"
 
 
 class SyncSource(models.Model):
@@ -43,8 +46,11 @@ class SyncSource(models.Model):
     # The schedule's state. ``next_due_at`` is also the claim: a worker takes a due sync by
     # moving it forward in a conditional UPDATE, so only one of several workers runs it.
     next_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    #: Failed attempts since the last success (a failure is retried a few times, an hour apart).
+    #: Failed attempts since the last success, by hand or scheduled (what the console shows).
     attempts = models.PositiveSmallIntegerField(default=0)
+    #: Retries of the current scheduled night used so far: a scheduled failure that may pass is
+    #: tried again an hour later, at most RETRIES times a night (runs by hand are not counted).
+    retries = models.PositiveSmallIntegerField(default=0)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     #: The last run that brought the register up to date (applied, or found nothing new).
     last_success_at = models.DateTimeField(null=True, blank=True)
@@ -59,6 +65,15 @@ class SyncSource(models.Model):
     #: When the administrators were told the sync is stale (once, until it succeeds again).
     alerted_at = models.DateTimeField(null=True, blank=True)
 
+    # The lease: one run of the school's sync at a time, whatever started it. A run takes it
+    # with a conditional UPDATE (free, or held longer than HOMELINK_IMPORT_LOCK_SECONDS by a
+    # run that must have died) and gives it back when it ends; the token says whose it is.
+    running_since = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+    #: Moves on each time the source changes (another folder, server or client id): a run that
+    #: began on the old source never writes its state (cursor, digest, success) onto the new.
+    generation = models.PositiveIntegerField(default=0)
+
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.school_id}"
 
@@ -66,3 +81,22 @@ class SyncSource(models.Model):
     def where(self) -> str:
         """The source as the history and the dashboard name it (never the secret)."""
         return self.folder if self.kind == self.Kind.FOLDER else self.url
+
+
+class TakenFolder(models.Model):
+    """A drop folder a school's sync has used. Its ``done/`` and ``failed/`` keep whole MIS
+    exports, under retention and erasure (homelink/sync/taken.py) for as long as they hold any,
+    after the sync was moved to another folder or source, or removed: a folder is forgotten
+    only once nothing of the school's is left in it."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="taken_folders")
+    folder = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["school", "folder"], name="one_taken_folder_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.folder} (school {self.school_id})"

@@ -1,4 +1,5 @@
-"""Reads about a school's sync, for the dashboard and the imports page."""
+"""Reads about a school's sync, for the dashboard and the imports page (and the one write
+a read may make: the sync's state catching up with an administrator's decision)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from homelink.mis.models import ImportRun
 from homelink.schools.models import School
 from homelink.sync.alerts import SUCCEEDED, stale_before
 from homelink.sync.models import SyncSource
+from homelink.sync.services import sync_note_decisions
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class SyncStatus:
 def sync_status(school: School, *, now: dt.datetime | None = None) -> SyncStatus:
     now = now or timezone.now()
     config = SyncSource.objects.filter(school=school).first()
+    if config is not None and config.attempts and sync_note_decisions(school=school):
+        # A decision taken since the sync's failure is shown at once, not at the next sweep.
+        config.refresh_from_db()
     last_import = (
         ImportRun.objects.filter(school=school, status__in=SUCCEEDED)
         .exclude(finished_at__isnull=True)

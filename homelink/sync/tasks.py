@@ -1,10 +1,13 @@
 """The worker's side of scheduled sync, without cron (:mod:`homelink.periodic`).
 
-``homelink worker`` queues a sweep when it starts; each sweep claims the syncs that are due
-(:func:`~homelink.sync.services.sync_claim_due`: with several workers, each due sync is claimed
-by exactly one), queues a :func:`run_sync` for each, emails the administrators of schools whose
-sync has gone stale (once: :func:`~homelink.sync.alerts.sync_alert_stale`), and queues the next
-sweep. Tasks get ids, never objects.
+``homelink worker`` queues a sweep when it starts; each sweep clears up after sync runs whose
+process stopped (:func:`~homelink.sync.services.sync_release_abandoned`), claims the syncs that
+are due (:func:`~homelink.sync.services.sync_claim_due`: with several workers, each due sync is
+claimed by exactly one), queues a :func:`run_sync` for each, brings the state of syncs whose
+stopped file an administrator applied up to date
+(:func:`~homelink.sync.services.sync_note_decisions`), emails the administrators of schools
+whose sync has gone stale (once: :func:`~homelink.sync.alerts.sync_alert_stale`), and queues
+the next sweep. Tasks get ids, never objects.
 """
 
 from __future__ import annotations
@@ -40,13 +43,20 @@ def run_sync(
 def sync_sweep() -> int:
     """Start every due sync and send the staleness alerts; returns how many syncs started."""
     from homelink.sync.alerts import sync_alert_stale
-    from homelink.sync.services import sync_claim_due
+    from homelink.sync.services import (
+        sync_claim_due,
+        sync_note_decisions,
+        sync_release_abandoned,
+    )
 
     try:
+        # Runs whose worker died first: their lease must not hold up the runs claimed now.
+        sync_release_abandoned()
         with transaction.atomic():
             claimed = sync_claim_due()
             for school_id in claimed:
                 transaction.on_commit(partial(run_sync.enqueue, school_id=school_id))
+        sync_note_decisions()
         sync_alert_stale()
         return len(claimed)
     finally:

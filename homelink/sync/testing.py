@@ -37,9 +37,10 @@ stamps it). They are served in list order.
 Faults are scripted per endpoint with :meth:`~FakeOneRoster.fault`: the next ``times`` requests
 (after skipping ``after``) get a status (5xx, 403…), a 429 with ``Retry-After``, a redirect, a
 body cut short mid-stream, a body that is not JSON, a page missing its last records or one from
-its middle, an empty page though the total says more, a dropped connection, a late answer, or
-every token expired first. :attr:`~FakeOneRoster.requests` logs what was asked (method,
-endpoint, query, status, how the client authenticated: never a secret or a token).
+its middle, an empty page though the total says more, a dropped connection, a late answer,
+every token expired first, or a header that should be a number and is not (``"²"``).
+:attr:`~FakeOneRoster.requests` logs what was asked (method, endpoint, query, status, how the
+client authenticated: never a secret or a token).
 
 Data builders: :meth:`~FakeOneRoster.from_csv_folder` loads a OneRoster CSV folder (the in-tree
 fixtures under ``homelink/mis/tests/data/oneroster_*``) into REST shape, so tests can show that
@@ -47,6 +48,11 @@ the REST source and the CSV reader give the same records; :meth:`~FakeOneRoster.
 builds a real-shaped synthetic school (homerooms, siblings sharing parents, links on both sides,
 unique fictional numbers from Ofcom's drama range and the rest of the 07700 9 block, emails at
 example.org).
+
+A trust's tenant is :meth:`~FakeOneRoster.add_school` called once per school, each with its
+own ``org``, ``name``, ``identifier`` and sourcedId ``prefix``. With ``tls=`` (a server-side
+context from :func:`tls_for`, whose authority a client trusts through ``SSL_CERT_FILE``) the
+fake speaks https.
 
 For the benchmark: ``add_school(students=20_000, contacts_per_student=2, siblings=0.0)`` gives
 20,000 students and 40,000 contacts (plus a teacher per homeroom); with pages of 1,000 a full
@@ -68,6 +74,7 @@ import random
 import re
 import secrets
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -78,7 +85,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
-__all__ = ["FakeOneRoster", "FaultKind", "Logged", "rest_time"]
+__all__ = ["FakeOneRoster", "FaultKind", "Logged", "rest_time", "tls_for"]
 
 FaultKind = Literal[
     "status",
@@ -92,6 +99,7 @@ FaultKind = Literal[
     "drop",
     "slow",
     "expire_tokens",
+    "header",
 ]
 COLLECTIONS = ("orgs", "users", "classes", "enrollments")
 DEFAULT_DATE = "2024-01-01T00:00:00.000Z"
@@ -101,6 +109,74 @@ CONTACT_ROLES = ("parent", "guardian", "relative")
 def rest_time(when: dt.datetime) -> str:
     """A time as OneRoster REST writes ``dateLastModified``: ISO 8601, UTC, milliseconds."""
     return when.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def tls_for(host: str, folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A certificate for ``host`` from a throw-away certificate authority: the server-side TLS
+    context for :class:`FakeOneRoster` (``tls=``), and the authority's PEM file, which a client
+    trusts through ``SSL_CERT_FILE`` (as ``ssl.create_default_context()`` reads it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def certificate(
+        subject: str, key: Any, issuer: Any, signer: Any, *, authority: bool
+    ) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer or name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=authority, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+                critical=False,
+            )
+        )
+        if authority:
+            builder = builder.add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("homelink test authority", ca_key, None, ca_key, authority=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = certificate(host, key, ca.subject, ca_key, authority=False)
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "server.pem").write_bytes(leaf.public_bytes(pem))
+    (folder / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.pem", folder / "server.key")
+    return context, folder / "ca.pem"
 
 
 @functools.lru_cache(maxsize=65536)
@@ -138,6 +214,7 @@ class _Fault:
     location: str
     delay: float
     drop: int
+    header: tuple[str, str]
 
 
 _FILTER = re.compile(r"^\s*(\w+)\s*(>=|<=|!=|>|<|=)\s*'([^']*)'\s*$")
@@ -148,9 +225,18 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 64
     fake: FakeOneRoster
 
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = super().get_request()
+        if self.fake.tls is not None:
+            # The handshake is made in the request's own thread (_Handler.setup), so that a
+            # client refusing the certificate holds up no other.
+            sock = self.fake.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gives up mid-answer (a timeout test) is the test working.
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+        # A client that gives up mid-answer (a timeout test), or refuses the certificate (a
+        # TLS test), is the test working.
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError | ssl.SSLError):
             return
         super().handle_error(request, client_address)
 
@@ -163,6 +249,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test and benchmark output clean
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
+        super().setup()
 
     def do_GET(self) -> None:
         self.server.fake._handle(self, "GET", b"")
@@ -181,9 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
         cut: bool = False,
     ) -> None:
         self.send_response(status)
+        headers = {"Content-Length": str(len(payload)), **(headers or {})}
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         try:
             self.end_headers()
@@ -219,6 +311,7 @@ class FakeOneRoster:
         max_limit: int | None = None,
         total_count: bool = True,
         auth_methods: tuple[str, ...] = ("basic", "form"),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if version not in ("1.1", "1.2"):
             raise ValueError("version is 1.1 or 1.2")
@@ -239,6 +332,8 @@ class FakeOneRoster:
         self.total_count = total_count
         #: How clients may authenticate at the token endpoint: "basic" and/or "form".
         self.auth_methods = auth_methods
+        #: A server-side TLS context (:func:`tls_for`): https:// instead of http://.
+        self.tls = tls
         #: When set, the only scopes granted; a token request asking for another is refused.
         self.scopes: set[str] | None = None
         #: False: any ``filter`` is a 400, as from a server that implements none.
@@ -291,7 +386,8 @@ class FakeOneRoster:
     def origin(self) -> str:
         if self._server is None:
             raise RuntimeError("the fake OneRoster server is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def url(self) -> str:
@@ -321,15 +417,30 @@ class FakeOneRoster:
         location: str = "http://127.0.0.1:9/elsewhere",
         delay: float = 1.0,
         drop: int = 1,
+        header: tuple[str, str] = ("X-Total-Count", "\u00b2"),
     ) -> None:
         """Answer the next ``times`` requests to ``endpoint`` ("users", "user", "token", …,
         or "*" for any) badly, after letting ``after`` of them through. ``status`` is for
         "status", ``retry_after`` for "429" (seconds or an HTTP date), ``location`` for
-        "redirect", ``delay`` for "slow", ``drop`` for "short" (records missing from the end).
+        "redirect", ``delay`` for "slow", ``drop`` for "short" (records missing from the end),
+        ``header`` for "header" (a list page's header, sent instead of the true one:
+        ``Content-Length`` or ``X-Total-Count``, by default a "²", which passes
+        ``str.isdigit()`` and no number parser).
         """
         with self._lock:
             self._faults.append(
-                _Fault(endpoint, kind, times, after, status, retry_after, location, delay, drop)
+                _Fault(
+                    endpoint,
+                    kind,
+                    times,
+                    after,
+                    status,
+                    retry_after,
+                    location,
+                    delay,
+                    drop,
+                    header,
+                )
             )
 
     def clear_faults(self) -> None:
@@ -460,6 +571,8 @@ class FakeOneRoster:
         elif fault is not None and fault.kind == "empty":
             page = []
         headers = {"X-Total-Count": str(total)} if self.total_count else {}
+        if fault is not None and fault.kind == "header":
+            headers[fault.header[0]] = fault.header[1]
         log(200, "bearer")
         if fault is not None and fault.kind == "garbage":
             handler.answer(
@@ -618,6 +731,9 @@ class FakeOneRoster:
         form_size: int = 30,
         org: str = "org-1",
         seed: int = 14,
+        name: str = "Example Academy",
+        identifier: str = "100001",
+        prefix: str = "",
     ) -> None:
         """Add a real-shaped school: one org, homerooms of ``form_size`` per year (7 to 11),
         a teacher enrolled in each, and ``students`` students with ``contacts_per_student``
@@ -625,7 +741,9 @@ class FakeOneRoster:
         ``siblings`` of students are the younger sibling of the student before and share that
         family's contacts. Links are on both sides (the student's agents in priority order, the
         contact's agents naming each child). Deterministic for a seed; sourcedIds are
-        ``stu-000001``, ``con-000001``, ``tch-001``, ``cls-7A``, ``enr-000001``.
+        ``stu-000001``, ``con-000001``, ``tch-001``, ``cls-7A``, ``enr-000001``, each after
+        ``prefix`` (so that a trust's several schools can share one fake). The org is ``org``,
+        a school called ``name`` whose ``identifier`` is ``identifier`` (a URN).
         """
         from homelink.mis.generate import NamePool
 
@@ -636,9 +754,9 @@ class FakeOneRoster:
                 "sourcedId": org,
                 "status": "active",
                 "dateLastModified": DEFAULT_DATE,
-                "name": "Example Academy",
+                "name": name,
                 "type": "school",
-                "identifier": "100001",
+                "identifier": identifier,
             }
         )
         years = ("7", "8", "9", "10", "11")
@@ -648,7 +766,7 @@ class FakeOneRoster:
         for year in years:
             for f in range(forms):
                 label = f"{year}{_form(f)}"
-                sid = f"cls-{label}"
+                sid = f"{prefix}cls-{label}"
                 homerooms.append(sid)
                 self.classes.append(
                     {
@@ -668,7 +786,7 @@ class FakeOneRoster:
                 )
         teachers = []
         for n in range(1, len(homerooms) + 1):
-            tid = f"tch-{n:03d}"
+            tid = f"{prefix}tch-{n:03d}"
             given, family = names.forename(rng, rng.choice("MF")), names.surname(rng)
             teachers.append(tid)
             self.users.append(
@@ -689,16 +807,16 @@ class FakeOneRoster:
         family_name = ""
         contact_serial = 0
         for s in range(1, students + 1):
-            sid = f"stu-{s:06d}"
+            sid = f"{prefix}stu-{s:06d}"
             year_index = min((s - 1) // per_year, len(years) - 1)
             year = years[year_index]
-            homeroom = f"cls-{year}{_form(((s - 1) % per_year) // form_size)}"
+            homeroom = f"{prefix}cls-{year}{_form(((s - 1) % per_year) // form_size)}"
             if not family_contacts or rng.random() >= siblings:
                 family_name = names.surname(rng)
                 family_contacts = []
                 for c in range(contacts_per_student):
                     contact_serial += 1
-                    cid = f"con-{contact_serial:06d}"
+                    cid = f"{prefix}con-{contact_serial:06d}"
                     role = (
                         "parent"
                         if c == 0
@@ -743,7 +861,7 @@ class FakeOneRoster:
         for n, (homeroom, uid, role) in enumerate(enrolments, start=start + 1):
             self.enrollments.append(
                 {
-                    "sourcedId": f"enr-{n:06d}",
+                    "sourcedId": f"{prefix}enr-{n:06d}",
                     "status": "active",
                     "dateLastModified": DEFAULT_DATE,
                     "user": self._ref("users", uid, "user"),

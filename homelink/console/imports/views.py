@@ -220,20 +220,12 @@ def _sync_forms(status: SyncStatus, bound: SyncForm | None) -> dict[str, SyncFor
 
 
 def sync_problem(status: SyncStatus) -> str:
-    """Why the sync's last attempt did not succeed, as a sentence; "" when it did, or when an
-    import since (an administrator's decision on the file it stopped) brought the register up
-    to date after it."""
+    """Why the sync's last attempt did not succeed, as a sentence; "" when it did. An
+    administrator's decision on a file the sync stopped clears it (sync_status notes it)."""
     config = status.config
     if config is None or not config.last_error:
         return ""
-    last = status.last_import
-    superseded = (
-        last is not None
-        and last.finished_at is not None
-        and config.last_attempt_at is not None
-        and last.finished_at > config.last_attempt_at
-    )
-    return "" if superseded and not status.stale else sentence(config.last_error)
+    return sentence(config.last_error)
 
 
 def _sync_context(request: StaffRequest, bound: SyncForm | None) -> dict[str, Any]:

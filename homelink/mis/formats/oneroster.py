@@ -44,13 +44,25 @@ What is read, and the choices made where the specification or real exports leave
   deletes on a file's say-so (a delta only adds and updates). A user with ``enabledUser`` false is
   kept (a disabled login says nothing about whether the person is still at the school or still a
   parent) and counted in a note.
+* **One organisation of a trust's export** (``org=``): a multi-academy trust's export covers
+  several orgs (its schools), and is read once per school (homelink/trusts/imports.py). A user
+  belongs to the orgs of its ``orgSourcedIds`` and ``primaryOrgSourcedId``, and in 1.2 those of
+  its ``roles.csv`` rows for the role it is read as. The read keeps the students and staff of
+  that org and, through the links worked out over the whole file, their contacts; the header
+  says ``org_ids=(org,)`` and carries students, staff or contacts only when that org's records
+  do, exactly as if the file held that org's records alone. A student enrolled at two orgs of
+  the file is read into each (a dual registration: refusing it would mark the child as left at
+  the school still teaching it), with a note in each. Notes about one person are kept only in
+  the read of an org the person belongs to (or, for a contact, whose students they are), so no
+  school's import history names another school's people. Every other org's records are read
+  too, and a broken file fails every org's read alike.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, NamedTuple
 
@@ -122,6 +134,37 @@ class _User(NamedTuple):
     grade: str
     role: str  # casefolded OneRoster role, "" when none is known
     enabled: bool
+    #: The orgs of ``orgSourcedIds`` and ``primaryOrgSourcedId`` (roles.csv's are added later).
+    orgs: tuple[str, ...] = ()
+
+
+class OrgRecord(NamedTuple):
+    """One organisation of ``orgs.csv``."""
+
+    sourced_id: str
+    name: str
+    type: str  # casefolded: school, district, department, local, state, national…
+    parent: str
+
+
+class _Notes(list[str]):
+    """The parser's notes, in order. A note about people is held with their ids, so that the
+    read of one org keeps only the notes naming its own people and nobody else (:meth:`kept`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subjects: dict[int, tuple[str, ...]] = {}
+
+    def about(self, sids: str | tuple[str, ...], text: str) -> None:
+        self.subjects[len(self)] = (sids,) if isinstance(sids, str) else sids
+        self.append(text)
+
+    def kept(self, keep: Callable[[str], bool]) -> list[str]:
+        return [
+            note
+            for i, note in enumerate(self)
+            if all(keep(sid) for sid in self.subjects.get(i, ()))
+        ]
 
 
 class _Columns:
@@ -313,23 +356,48 @@ class _Capped(io.RawIOBase):
 # --------------------------------------------------------------------------- open
 
 
-def open_oneroster(source: Path) -> ParsedFile:
-    """Open a OneRoster CSV set: a folder, or a .zip of one."""
-    notes: list[str] = []
+def open_oneroster(source: Path, *, org: str | None = None) -> ParsedFile:
+    """Open a OneRoster CSV set: a folder, or a .zip of one. With ``org``, only the records of
+    that organisation (see the module's notes: "One organisation of a trust's export")."""
+    notes = _Notes()
     if source.is_dir():
-        return _parse(_Source(_folder_openers(source), notes), notes)
+        return _parse(_Source(_folder_openers(source), notes), notes, org)
     if not source.is_file():
         raise MisFormatError("no such file or folder", str(source))
     try:
         with zipfile.ZipFile(source) as zf:
-            return _parse(_Source(_zip_openers(zf, source.name), notes), notes)
+            return _parse(_Source(_zip_openers(zf, source.name), notes), notes, org)
     except zipfile.BadZipFile as exc:
         raise MisFormatError(
             f"not a zip file ({exc}): give a OneRoster zip or folder", source.name
         ) from exc
 
 
-def _parse(src: _Source, notes: list[str]) -> ParsedFile:
+def oneroster_orgs(source: Path) -> list[OrgRecord]:
+    """The organisations a OneRoster set's ``orgs.csv`` lists (none without one), read without
+    the users: for a trust's export, which schools it covers. Raises :class:`MisFormatError`
+    as :func:`open_oneroster` does for a zip or folder it would refuse."""
+    notes = _Notes()
+    if source.is_dir():
+        return _org_records(_Source(_folder_openers(source), notes))
+    if not source.is_file():
+        raise MisFormatError("no such file or folder", str(source))
+    try:
+        with zipfile.ZipFile(source) as zf:
+            src = _Source(_zip_openers(zf, source.name), notes)
+            if not src.has("users.csv"):
+                raise MisFormatError(
+                    "no users.csv: this is not a OneRoster export (or it has no users file)",
+                    ", ".join(sorted(src.openers)) or "empty",
+                )
+            return _org_records(src)
+    except zipfile.BadZipFile as exc:
+        raise MisFormatError(
+            f"not a zip file ({exc}): give a OneRoster zip or folder", source.name
+        ) from exc
+
+
+def _parse(src: _Source, notes: _Notes, org: str | None = None) -> ParsedFile:
     if not src.has("users.csv"):
         raise MisFormatError(
             "no users.csv: this is not a OneRoster export (or it has no users file)",
@@ -337,21 +405,36 @@ def _parse(src: _Source, notes: list[str]) -> ParsedFile:
         )
     version, qualifier = _manifest(src, notes)
     primary_roles, secondary_roles, role_orgs = _roles(src, notes)
-    users, user_orgs = _users(src, primary_roles, secondary_roles, notes)
-    org_ids = _orgs(src, notes) or tuple(dict.fromkeys([*user_orgs, *role_orgs]))
+    users, row_orgs, named_orgs = _users(src, primary_roles, secondary_roles, role_orgs, notes)
+    orgs = _org_records(src)
+    org_ids = tuple(dict.fromkeys(o.sourced_id for o in orgs)) or tuple(
+        dict.fromkeys([*named_orgs, *(org_id for _user, _role, org_id in role_orgs)])
+    )
     reg_groups = _reg_groups(src, notes)
 
     students = [u for u in users if u.role == "student"]
     contact_users = [u for u in users if u.role in CONTACT_ROLES]
-    staff = [u for u in users if u.role and u.role != "student" and u.role not in CONTACT_ROLES]
-    disabled = [u.sid for u in users if not u.enabled]
-    if disabled:
-        notes.append(
-            f"users.csv: {len(disabled)} user(s) with enabledUser false kept (a disabled login "
-            f"says nothing about the person): {', '.join(disabled)}"
-        )
+    if org is None:
+        disabled = [u.sid for u in users if not u.enabled]
+        if disabled:
+            notes.append(_disabled_note(disabled))
     # Checked even when no contact is eligible, so the notes say which agent links were ignored.
-    links = _links(users, students, contact_users, qualifier == "delta", notes)
+    links, from_contact_side = _links(users, students, contact_users, qualifier == "delta", notes)
+    if org is not None:
+        return _parse_org(
+            org,
+            orgs,
+            version,
+            qualifier,
+            users,
+            row_orgs,
+            links,
+            from_contact_side,
+            reg_groups,
+            notes,
+        )
+    staff = [u for u in users if u.role and u.role != "student" and u.role not in CONTACT_ROLES]
+    _note_contact_side(sum(from_contact_side.values()), notes)
     carries_contacts = bool(contact_users)
     if not carries_contacts:
         notes.append(
@@ -369,6 +452,86 @@ def _parse(src: _Source, notes: list[str]) -> ParsedFile:
     )
     members = _members(users, links if carries_contacts else None, reg_groups)
     return ParsedFile(header, members, notes)
+
+
+def _disabled_note(disabled: list[str]) -> str:
+    return (
+        f"users.csv: {len(disabled)} user(s) with enabledUser false kept (a disabled login "
+        f"says nothing about the person): {', '.join(disabled)}"
+    )
+
+
+def _note_contact_side(count: int, notes: list[str]) -> None:
+    if count:
+        notes.append(
+            f"{count} contact link(s) are known only from the parent's or guardian's "
+            "agentSourcedIds: they are placed after the student's own agents in priority order"
+        )
+
+
+def _parse_org(
+    org: str,
+    orgs: list[OrgRecord],
+    version: str,
+    qualifier: str,
+    users: list[_User],
+    row_orgs: dict[str, tuple[str, ...]],
+    links: dict[str, list[_User | None]],
+    from_contact_side: dict[str, int],
+    reg_groups: dict[str, str] | None,
+    notes: _Notes,
+) -> ParsedFile:
+    """The records of one org of the file (a trust's export read for one of its schools)."""
+    members = [u for u in users if u.role and u.role not in CONTACT_ROLES and org in u.orgs]
+    students = [u for u in members if u.role == "student"]
+    linked = {c.sid for s in students for c in links[s.sid] if c is not None}
+    contacts = [u for u in users if u.role in CONTACT_ROLES and (u.sid in linked or org in u.orgs)]
+    kept = {u.sid for u in members} | {u.sid for u in contacts}
+    kept.update(sid for sid, its in row_orgs.items() if org in its)
+    named = {o.sourced_id: o.name for o in orgs}
+    others = [o for o in dict.fromkeys(o for u in users for o in u.orgs) if o != org]
+    others += [o for o in named if o != org and o not in others]
+    own = f"{org} ({named[org]})" if named.get(org) else org
+    out = [
+        f"only the records of organisation {own} are read from this export; those of "
+        f"{len(others)} other organisation(s) are left out"
+    ]
+    out += notes.kept(lambda sid: sid in kept)
+    _note_contact_side(sum(from_contact_side.get(s.sid, 0) for s in students), out)
+    for student in students:
+        if len(student.orgs) > 1:
+            out.append(
+                f"users.csv line {student.line}: student {_who(student)} is enrolled at "
+                f"{len(student.orgs)} organisations of this export ({', '.join(student.orgs)}): "
+                "read into each school it is enrolled at"
+            )
+    disabled = [u.sid for u in (*members, *contacts) if not u.enabled]
+    if disabled:
+        out.append(_disabled_note(disabled))
+    nowhere = sum(1 for u in users if u.role and u.role not in CONTACT_ROLES and not u.orgs)
+    if nowhere:
+        out.append(
+            f"users.csv: {nowhere} student(s) or staff name no organisation (orgSourcedIds): "
+            "they are in no school's part of the export"
+        )
+    carries_contacts = bool(contacts)
+    if not carries_contacts:
+        out.append(
+            "users.csv lists no parents, guardians or relatives for this organisation: the "
+            "export says nothing about its contacts, so existing links are left alone"
+        )
+    header = FileHeader(
+        format=Format.ONEROSTER,
+        version=version,
+        qualifier=qualifier,
+        org_ids=(org,),
+        carries_contacts=carries_contacts,
+        carries_students=bool(students),
+        carries_staff=any(u.role != "student" for u in members),
+    )
+    return ParsedFile(
+        header, _members(members, links if carries_contacts else None, reg_groups), out
+    )
 
 
 def _manifest(src: _Source, notes: list[str]) -> tuple[str, str]:
@@ -400,11 +563,13 @@ def _manifest(src: _Source, notes: list[str]) -> tuple[str, str]:
 
 
 def _roles(
-    src: _Source, notes: list[str]
-) -> tuple[dict[str, str], dict[str, list[str]], list[str]]:
+    src: _Source, notes: _Notes
+) -> tuple[dict[str, str], dict[str, list[str]], list[tuple[str, str, str]]]:
+    """Primary and secondary roles by user, and the (user, role, org) of each row naming an
+    org, in file order."""
     primary: dict[str, str] = {}
     secondary: dict[str, list[str]] = {}
-    orgs: list[str] = []
+    orgs: list[tuple[str, str, str]] = []
     if not src.has("roles.csv"):
         return primary, secondary, orgs
     columns, rows = src.rows("roles.csv")
@@ -418,12 +583,13 @@ def _roles(
             notes.append(f"roles.csv line {line}: no userSourcedId or role: ignored")
             continue
         if org := columns.text(cells, "orgSourcedId"):
-            orgs.append(org)
+            orgs.append((user, role, org))
         if columns.text(cells, "roleType").casefold() == "primary":
             if user in primary and primary[user] != role:
-                notes.append(
+                notes.about(
+                    user,
                     f"roles.csv line {line}: {user} has a second primary role {role}: "
-                    f"the first, {primary[user]}, is kept"
+                    f"the first, {primary[user]}, is kept",
                 )
             primary.setdefault(user, role)
         else:
@@ -435,8 +601,11 @@ def _users(
     src: _Source,
     primary: dict[str, str],
     secondary: dict[str, list[str]],
-    notes: list[str],
-) -> tuple[list[_User], list[str]]:
+    role_orgs: list[tuple[str, str, str]],
+    notes: _Notes,
+) -> tuple[list[_User], dict[str, tuple[str, ...]], list[str]]:
+    """The users; the orgs of every row by sourcedId (skipped rows too, for the notes); and
+    the orgs the users' own rows name, in file order."""
     columns, rows = src.rows("users.csv")
     columns.require("sourcedId", "givenName", "familyName")
     if not columns.has("role") and not primary and not secondary:
@@ -446,8 +615,12 @@ def _users(
             f"users.csv line {columns.table.header_line}",
         )
     users: list[_User] = []
-    orgs: list[str] = []
+    row_orgs: dict[str, tuple[str, ...]] = {}
     seen: set[str] = set()
+    named_orgs: list[str] = []
+    by_role: dict[str, list[tuple[str, str]]] = {}
+    for user_id, role_name, org_id in role_orgs:
+        by_role.setdefault(user_id, []).append((role_name, org_id))
     has_email = columns.has("email")
     for line, cells in rows:
         where = f"users.csv line {line}"
@@ -455,19 +628,24 @@ def _users(
         if not sid:
             notes.append(f"{where}: no sourcedId: row skipped")
             continue
+        orgs = _split_ids(columns.text(cells, "orgSourcedIds"))
+        if org := columns.text(cells, "primaryOrgSourcedId").strip():
+            orgs = tuple(dict.fromkeys([*orgs, org]))
         if _deleted(columns.text(cells, "status")):
-            notes.append(
-                f"{where}: {sid} has status tobedeleted: skipped (an import never deletes)"
+            row_orgs.setdefault(sid, orgs)
+            notes.about(
+                sid, f"{where}: {sid} has status tobedeleted: skipped (an import never deletes)"
             )
             continue
         if sid in seen:
-            notes.append(f"{where}: {sid} is listed again: the first row is kept")
+            notes.about(sid, f"{where}: {sid} is listed again: the first row is kept")
             continue
         seen.add(sid)
         role = _role(sid, columns.text(cells, "role").casefold(), primary, secondary, where, notes)
-        orgs.extend(_split_ids(columns.text(cells, "orgSourcedIds")))
-        if org := columns.text(cells, "primaryOrgSourcedId"):
-            orgs.append(org)
+        named_orgs.extend(orgs)
+        # In 1.2 the orgs of the user's roles.csv rows for the role it is read as count too.
+        orgs = tuple(dict.fromkeys([*orgs, *(o for r, o in by_role.get(sid, ()) if r == role)]))
+        row_orgs[sid] = orgs  # a row listed before as tobedeleted is this one now
         users.append(
             _User(
                 line=line,
@@ -482,17 +660,19 @@ def _users(
                 grade=_year(columns.text(cells, "grades")),
                 role=role,
                 enabled=columns.text(cells, "enabledUser").casefold() != "false",
+                orgs=orgs,
             )
         )
     for user in users:
         if not user.role:
-            notes.append(f"users.csv line {user.line}: {_who(user)} has no role: skipped")
+            notes.about(user.sid, f"users.csv line {user.line}: {_who(user)} has no role: skipped")
         elif user.role not in _MEMBER_ROLES and user.role not in CONTACT_ROLES:
-            notes.append(
+            notes.about(
+                user.sid,
                 f"users.csv line {user.line}: {_who(user)} has role {user.role!r}, not a "
-                "OneRoster role: read as another adult member"
+                "OneRoster role: read as another adult member",
             )
-    return users, orgs
+    return users, row_orgs, named_orgs
 
 
 def _role(
@@ -501,41 +681,50 @@ def _role(
     primary: dict[str, str],
     secondary: dict[str, list[str]],
     where: str,
-    notes: list[str],
+    notes: _Notes,
 ) -> str:
     if sid in primary:
         role = primary[sid]
         others = [r for r in secondary.get(sid, []) if r in CONTACT_ROLES]
         if others and role not in CONTACT_ROLES:
-            notes.append(
+            notes.about(
+                sid,
                 f"{where}: {sid} has primary role {role} and secondary role "
-                f"{', '.join(others)}: read as a {role}, not as a contact"
+                f"{', '.join(others)}: read as a {role}, not as a contact",
             )
         return role
     if sid in secondary:
         role = secondary[sid][0]
-        notes.append(f"{where}: {sid} has no primary role in roles.csv: its secondary role {role}")
+        notes.about(
+            sid, f"{where}: {sid} has no primary role in roles.csv: its secondary role {role}"
+        )
         return role
     if column and (primary or secondary):
-        notes.append(f"{where}: {sid} is not in roles.csv: role {column} from users.csv")
+        notes.about(sid, f"{where}: {sid} is not in roles.csv: role {column} from users.csv")
     return column
 
 
-def _orgs(src: _Source, notes: list[str]) -> tuple[str, ...]:
+def _org_records(src: _Source) -> list[OrgRecord]:
+    """The orgs of ``orgs.csv`` in file order, once each (none without the file)."""
     if not src.has("orgs.csv"):
-        return ()
+        return []
     columns, rows = src.rows("orgs.csv")
     columns.require("sourcedId")
-    return tuple(
-        dict.fromkeys(
-            columns.text(cells, "sourcedId")
-            for _line, cells in rows
-            if columns.text(cells, "sourcedId") and not _deleted(columns.text(cells, "status"))
+    found: dict[str, OrgRecord] = {}
+    for _line, cells in rows:
+        sid = columns.text(cells, "sourcedId").strip()
+        if not sid or _deleted(columns.text(cells, "status")) or sid in found:
+            continue
+        found[sid] = OrgRecord(
+            sourced_id=sid,
+            name=columns.text(cells, "name").strip(),
+            type=columns.text(cells, "type").strip().casefold(),
+            parent=columns.text(cells, "parentSourcedId").strip(),
         )
-    )
+    return list(found.values())
 
 
-def _reg_groups(src: _Source, notes: list[str]) -> dict[str, str] | None:
+def _reg_groups(src: _Source, notes: _Notes) -> dict[str, str] | None:
     """Student sourcedId -> homeroom title; None when the export has no homeroom data."""
     if not (src.has("classes.csv") and src.has("enrollments.csv")):
         if src.has("classes.csv") or src.has("enrollments.csv"):
@@ -569,9 +758,10 @@ def _reg_groups(src: _Source, notes: list[str]) -> dict[str, str] | None:
             continue
         user = columns.text(cells, "userSourcedId")
         if user in groups and groups[user] != homeroom:
-            notes.append(
+            notes.about(
+                user,
                 f"enrollments.csv line {line}: {user} is in a second homeroom {homeroom!r}: "
-                f"the first, {groups[user]!r}, is kept"
+                f"the first, {groups[user]!r}, is kept",
             )
             continue
         groups[user] = homeroom
@@ -583,10 +773,11 @@ def _links(
     students: list[_User],
     contacts: list[_User],
     delta: bool,
-    notes: list[str],
-) -> dict[str, list[_User | None]]:
+    notes: _Notes,
+) -> tuple[dict[str, list[_User | None]], dict[str, int]]:
     """Student sourcedId -> its contacts in priority order. ``None`` holds the place of an agent
-    a delta file does not include."""
+    a delta file does not include. And per student, how many of its links are known only from
+    the contact's side."""
     by_id = {u.sid: u for u in users}
     links: dict[str, list[_User | None]] = {}
     for student in students:
@@ -597,60 +788,61 @@ def _links(
                 # An unchanged parent is absent from a delta: promoting the next agent into
                 # its place would make the wrong adult a prime parent.
                 chosen.append(None)
-                notes.append(
+                notes.about(
+                    student.sid,
                     f"users.csv line {student.line}: student {_who(student)} names agent "
-                    f"{agent_id}, who is not in this delta: its place in the priority order is kept"
+                    f"{agent_id}, who is not in this delta: its place in the priority order is kept",
                 )
             elif agent is None:
-                notes.append(
+                notes.about(
+                    student.sid,
                     f"users.csv line {student.line}: student {_who(student)} names agent "
-                    f"{agent_id}, who is not in users.csv: ignored"
+                    f"{agent_id}, who is not in users.csv: ignored",
                 )
             elif agent.role not in CONTACT_ROLES:
-                notes.append(
+                notes.about(
+                    (student.sid, agent.sid),
                     f"users.csv line {student.line}: student {_who(student)} names "
                     f"{agent.role or 'role-less user'} {_who(agent)} as an agent: ignored (only "
-                    "parents, guardians and relatives are contacts)"
+                    "parents, guardians and relatives are contacts)",
                 )
             elif agent not in chosen:
                 chosen.append(agent)
-    from_contact_side = 0
+    from_contact_side: dict[str, int] = {}
     for contact in contacts:
         linked = False
         for student_id in contact.agents:
             target = by_id.get(student_id)
             if target is None or target.role != "student":
                 what = "who is not in users.csv" if target is None else f"a {target.role}"
-                notes.append(
+                notes.about(
+                    (contact.sid, student_id) if target is not None else contact.sid,
                     f"users.csv line {contact.line}: {contact.role} {_who(contact)} names "
-                    f"{student_id}, {what}: ignored"
+                    f"{student_id}, {what}: ignored",
                 )
                 continue
             linked = True
             if contact not in links[student_id]:
                 links[student_id].append(contact)
-                from_contact_side += 1
+                from_contact_side[student_id] = from_contact_side.get(student_id, 0) + 1
         if not linked and not any(contact in chosen for chosen in links.values()):
-            notes.append(
+            notes.about(
+                contact.sid,
                 f"users.csv line {contact.line}: {contact.role} {_who(contact)} is linked to "
-                "no student: ignored"
+                "no student: ignored",
             )
     for adult in users:
         if adult.role in CONTACT_ROLES or adult.role == "student":
             continue
         named = [by_id[a] for a in adult.agents if a in by_id and by_id[a].role == "student"]
         if named:
-            notes.append(
+            notes.about(
+                (adult.sid, *(s.sid for s in named)),
                 f"users.csv line {adult.line}: {adult.role or 'role-less user'} {_who(adult)} "
                 f"names student(s) {', '.join(_who(s) for s in named)} as agents: ignored (only "
-                "parents, guardians and relatives are contacts)"
+                "parents, guardians and relatives are contacts)",
             )
-    if from_contact_side:
-        notes.append(
-            f"{from_contact_side} contact link(s) are known only from the parent's or guardian's "
-            "agentSourcedIds: they are placed after the student's own agents in priority order"
-        )
-    return links
+    return links, from_contact_side
 
 
 def _phones(user: _User) -> tuple[PhoneRecord, ...] | None:

@@ -113,7 +113,7 @@ class _Scan:
         self.skipped.setdefault(reason, []).append(_shown(name))
 
 
-def _unfinished(name: str) -> bool:
+def unfinished(name: str) -> bool:
     lowered = name.lower()
     return name.startswith("~") or name.endswith("~") or lowered.endswith(UNFINISHED_SUFFIXES)
 
@@ -188,7 +188,7 @@ def _scan(folder_fd: int, *, settle: float, wall: float) -> _Scan:
             scan.arriving.append(entry)
         elif name.startswith("."):
             continue
-        elif _unfinished(name):
+        elif unfinished(name):
             scan.skip(UNFINISHED, name)
         else:
             scan.complete.append(entry)

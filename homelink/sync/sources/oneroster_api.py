@@ -33,10 +33,31 @@ construction. The choices made:
   dropped connections are tried :data:`RETRIES` more times with backoff, then "the OneRoster
   server is not answering (…)" (``retry``). Redirects are never followed (the bearer token must
   not go anywhere else, and a redirect is a way into the server's own network): a 3xx is an
-  error that names where it pointed. Every host is checked with
-  :func:`homelink.sync.addresses.check_host` before connecting; every request has a timeout
-  (:data:`TIMEOUT`); a page is at most :data:`MAX_BODY` bytes. Only the standard library talks
-  HTTP (``http.client``, certificates verified).
+  error that names where it pointed. A host's name is resolved once per connection, by
+  :func:`homelink.sync.addresses.connect_addresses`, which refuses private addresses, and the
+  connection goes to an address of that answer (the name stays the ``Host`` header, the TLS
+  SNI and what the certificate is verified against): a name answering a second lookup
+  differently (DNS rebinding) cannot lead into the server's own network. Every request has a
+  timeout (:data:`TIMEOUT`); a page is at most :data:`MAX_BODY` bytes. Only the standard
+  library talks HTTP (``http.client``, certificates verified). A header that should be a number
+  and is not (``Retry-After: ²``) counts as absent: Retry-After waits its default 5 seconds,
+  ``X-Total-Count`` is ignored, and a ``Content-Length`` is an incomplete answer.
+* **One school of several**: a OneRoster account may cover a trust's or a district's schools
+  (one tenant, several orgs of type ``school``). The orgs are read first; when the server holds
+  more than one school, the sync reads this school's org only. Which org: the one the school's
+  earlier OneRoster imports recorded (``School.oneroster_org_id``) if exactly one of the
+  server's schools is; else the one whose ``identifier`` is the school's URN or DfE number
+  (``8384512``, ``838/4512``; among the recorded ones when several are, as after an import that
+  bound the school to a whole trust); else nothing is guessed and nothing more is read: "the
+  OneRoster server holds 3 schools (…) and none is recorded for this school" (``retry`` off).
+  The file then holds what a server holding that school alone would give: its org in
+  ``orgs.csv``, its students and staff (those whose 1.1 ``orgs``, 1.2 ``primaryOrg`` or
+  ``roles[].org`` for the role they are read as, name it: the orgs the CSV reader places a user
+  in), the contacts linked to its students from either side (each contact's agents cut to those
+  students: a parent of a child at another school of the trust names no pupil of it), the
+  classes whose ``school`` it is and their enrolments. A delta narrows the same way; one whose
+  changes are all another school's is "no changes". A server holding one school (with or without
+  a district above it) is read whole, as before.
 * **Full or delta**: a full sync when the school has none yet, its last one is more than
   ``HOMELINK_SYNC_FULL_EVERY_DAYS`` old, or there is no cursor; otherwise a delta of the
   ``users`` and ``enrollments`` changed since the cursor (``filter=dateLastModified>'…'``;
@@ -71,6 +92,7 @@ Nothing personal is logged: counts only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import datetime as dt
 import email.utils
@@ -93,7 +115,7 @@ from django.conf import settings
 
 from homelink.mis.records import Format
 from homelink.mis.snapshot import collector_paused
-from homelink.sync.addresses import check_host
+from homelink.sync.addresses import connect_addresses
 from homelink.sync.secrets import SecretUnreadable, SyncKeyMissing, unseal
 from homelink.sync.sources import Fetched, SourceError
 
@@ -120,6 +142,8 @@ OVERLAP = dt.timedelta(minutes=10)
 SCOPE_V1P2 = "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly"
 USER_AGENT = "homelink-sync (OneRoster client)"
 CONTACT_ROLES = frozenset({"parent", "guardian", "relative"})
+#: Org types that are no school: the bodies above one, and a part of one (OneRoster's orgType).
+_NOT_SCHOOLS = frozenset({"district", "local", "state", "national", "department"})
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _OAUTH_ERROR = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -136,7 +160,11 @@ class _Unreachable(Exception):
 
 
 class _CutOff(Exception):
-    """An answer whose body stopped short of its length."""
+    """An answer whose body stopped short of its length (or whose length cannot be read)."""
+
+    def __init__(self, reason: str = "the page was cut off") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _FilterRefused(Exception):
@@ -151,9 +179,64 @@ class _Answer:
     data: Any
 
 
+def _open_socket(addresses: list[str], port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to the first of ``addresses`` that answers (as
+    :func:`socket.create_connection` tries each address of a name)."""
+    failure: OSError | None = None
+    for address in addresses:
+        try:
+            sock = socket.create_connection((address, port), timeout)
+        except OSError as exc:
+            failure = exc
+            continue
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise failure or OSError("no address to connect to")
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """A connection to addresses resolved and checked once (no second lookup of the name,
+    which DNS rebinding could answer differently); the name stays the ``Host`` header."""
+
+    def __init__(self, host: str, port: int, *, addresses: list[str], timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._addresses = addresses
+
+    def connect(self) -> None:
+        self.sock = _open_socket(self._addresses, self.port, self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """As :class:`_PinnedHTTPConnection`, over TLS: the certificate is verified against the
+    name (and the name is the SNI), whatever address it was reached at."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        addresses: list[str],
+        timeout: float,
+        context: ssl.SSLContext,
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._addresses = addresses
+        self._tls = context
+
+    def connect(self) -> None:
+        sock = _open_socket(self._addresses, self.port, self.timeout)
+        try:
+            self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+
+
 class _Http:
-    """Kept-alive connections, one per host, opened only after :func:`check_host`; no
-    redirects (``http.client`` follows none)."""
+    """Kept-alive connections, one per host, each to the addresses
+    :func:`~homelink.sync.addresses.connect_addresses` resolved and checked; no redirects
+    (``http.client`` follows none)."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -187,13 +270,18 @@ class _Http:
             connection = self._connections.get(key)
             reused = connection is not None
             if connection is None:
-                check_host(host)
+                try:
+                    addresses = connect_addresses(host, port)
+                except OSError as exc:
+                    raise _Unreachable(_reason(exc, self.timeout)) from None
                 if scheme == "https":
-                    connection = http.client.HTTPSConnection(
-                        host, port, timeout=self.timeout, context=self._tls
+                    connection = _PinnedHTTPSConnection(
+                        host, port, addresses=addresses, timeout=self.timeout, context=self._tls
                     )
                 else:
-                    connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+                    connection = _PinnedHTTPConnection(
+                        host, port, addresses=addresses, timeout=self.timeout
+                    )
                 self._connections[key] = connection
             try:
                 connection.request(method, target, body=body, headers=headers)
@@ -226,7 +314,7 @@ class _Http:
             except (OSError, http.client.HTTPException) as exc:
                 self._drop(key)
                 if isinstance(exc, http.client.IncompleteRead):
-                    raise _CutOff from None
+                    raise _CutOff() from None
                 raise _Unreachable(_reason(exc, self.timeout)) from None
             if response.will_close:
                 self._drop(key)
@@ -236,7 +324,11 @@ class _Http:
 
 def _read(response: http.client.HTTPResponse) -> bytes:
     declared = response.getheader("Content-Length")
-    length = int(declared) if declared and declared.strip().isdigit() else None
+    length = _count(declared)
+    if declared is not None and length is None and not response.chunked:
+        # http.client cannot tell where such an answer ends: on a kept-alive connection it
+        # would wait for the server to close it.
+        raise _CutOff("its Content-Length was not a number")
     if length is not None and length > MAX_BODY:
         raise _Unreachable(f"an answer of {length:,} bytes, over the {MAX_BODY:,} accepted")
     data = response.read(MAX_BODY + 1)
@@ -325,9 +417,13 @@ class OneRosterSource:
     def _fetch(self, workdir: Path, since: str, cursor: str) -> Fetched:
         try:
             roster: _Roster | None = None
+            orgs = self._collection("orgs")
+            org = self._school_org(orgs)
+            if org is not None:
+                orgs = [o for o in orgs if o["sourcedId"] == org]
             if since:
                 try:
-                    roster = self._delta(since)
+                    roster = self._delta(since, orgs, org)
                 except _FilterRefused:
                     since = ""  # the server cannot filter: a full read is the only honest one
                 else:
@@ -341,17 +437,17 @@ class OneRosterSource:
                             unchanged="no changes in the OneRoster server since "
                             + _human(self.config.cursor),
                             cursor=cursor,
-                            detail=self._detail("delta", None),
+                            detail=self._detail("delta", None, org),
                         )
             if roster is None:
-                roster = self._full()
+                roster = self._full(orgs, org)
         finally:
             self._http.close()
         full = not since
         name = "oneroster-full.zip" if full else "oneroster-delta.zip"
         path = workdir / name
         path.write_bytes(self._zip(roster, full=full))
-        detail = self._detail("full" if full else "delta", roster)
+        detail = self._detail("full" if full else "delta", roster, org)
         logger.info(
             "OneRoster %s sync: %d pages, %d users",
             detail["mode"],
@@ -388,12 +484,14 @@ class OneRosterSource:
             return ""  # not a cursor of ours: never put it into a filter
         return cursor
 
-    def _detail(self, mode: str, roster: _Roster | None) -> dict[str, Any]:
+    def _detail(self, mode: str, roster: _Roster | None, org: str | None) -> dict[str, Any]:
         detail: dict[str, Any] = {
             "version": self.version,
             "mode": mode,
             "pages": self.pages,
         }
+        if org is not None:
+            detail["org"] = org  # the one school org read of several
         if mode == "delta":
             detail["since"] = self.config.cursor
         if roster is not None:
@@ -406,20 +504,27 @@ class OneRosterSource:
             detail.update(roster.detail)
         return detail
 
-    def _full(self) -> _Roster:
-        orgs = self._collection("orgs")
-        classes = self._collection("classes")
+    def _full(self, orgs: list[dict[str, Any]], org: str | None) -> _Roster:
+        classes = _classes_of(self._collection("classes"), org)
         users = self._collection("users")
+        if org is not None:
+            users = _people_of(users, org, users)
         homerooms = _homerooms(classes)
         enrollments = self._collection("enrollments") if homerooms else []
+        if org is not None:
+            enrollments = [e for e in enrollments if _ref(e.get("class")) in homerooms]
         return _Roster(orgs, classes, users, enrollments)
 
-    def _delta(self, since: str) -> _Roster | None:
+    def _delta(self, since: str, orgs: list[dict[str, Any]], org: str | None) -> _Roster | None:
         """The changed part of the roster, each student in it complete; None when nothing
-        that makes a record changed."""
-        classes = self._collection("classes")
+        that makes a record changed (for this school's org, of a server holding several)."""
+        classes = _classes_of(self._collection("classes"), org)
         homerooms = _homerooms(classes)
         changed = self._collection("users", since=since)
+        if org is not None:
+            # Another school's students and staff are none of this school's business; a changed
+            # contact is kept until the whole list says whose contact it is.
+            changed = [u for u in changed if _role(u) in CONTACT_ROLES or org in _orgs_of(u)]
         enrolments = [
             e
             for e in (self._collection("enrollments", since=since) if homerooms else [])
@@ -432,6 +537,7 @@ class OneRosterSource:
         seeds |= {sid for e in enrolments if (sid := _ref(e.get("user")))}
         contacts = {u["sourcedId"] for u in changed if _role(u) in CONTACT_ROLES}
         users = {u["sourcedId"]: u for u in changed}
+        everyone: dict[str, dict[str, Any]] = {}
         students: set[str] = set()
         if seeds or contacts:
             # Only a reverse index finds every contact that names a student (OneRoster has no
@@ -442,7 +548,12 @@ class OneRosterSource:
 
             def is_student(sid: str) -> bool:
                 user = everyone.get(sid)
-                return user is not None and _role(user) == "student" and not _deleted(user)
+                return (
+                    user is not None
+                    and _role(user) == "student"
+                    and not _deleted(user)
+                    and (org is None or org in _orgs_of(user))
+                )
 
             students = {sid for sid in seeds if is_student(sid)}
             for sid in contacts:
@@ -468,13 +579,65 @@ class OneRosterSource:
                 kept = [a for a in agents if _ref(a) in everyone and _ref(a) not in gone]
                 if len(kept) != len(agents):
                     users[sid] = {**everyone[sid], "agents": kept}
-        orgs = self._collection("orgs")
+        people = list(users.values())
+        if org is not None:
+            people = _people_of(people, org, everyone.values() if everyone else people)
+            if not people and not enrolments:
+                return None  # every change was another school's
         return _Roster(
             orgs,
             classes,
-            list(users.values()),
+            people,
             enrolments,
             detail={"changed": len(changed), "students": len(students)},
+        )
+
+    # -- which school --
+
+    def _school_org(self, orgs: list[dict[str, Any]]) -> str | None:
+        """The org of this sync's school when the server holds several schools (a trust's or a
+        district's tenant); None when it holds one at most, all of it being the school's.
+
+        The org the school's earlier OneRoster imports recorded, if exactly one of the server's
+        schools is; else the one whose ``identifier`` is the school's URN or DfE number (among
+        the recorded ones, when several are); else nothing is guessed."""
+        live = [o for o in orgs if not _deleted(o)]
+        schools = [o for o in live if _org_type(o) == "school"] or [
+            o for o in live if _org_type(o) not in _NOT_SCHOOLS
+        ]
+        if len(schools) <= 1:
+            return None
+        school = self.config.school if self.config.school_id is not None else None
+        doubt: list[dict[str, Any]] = []  # orgs that could each be the school
+        if school is not None:
+            by_id = {o["sourcedId"]: o for o in schools}
+            recorded = [
+                by_id[sid]
+                for sid in dict.fromkeys(p.strip() for p in school.oneroster_org_id.split(","))
+                if sid in by_id
+            ]
+            if len(recorded) == 1:
+                return str(recorded[0]["sourcedId"])
+            # Several recorded (a whole trust, bound by an import before this check): the
+            # identifier decides among them.
+            ids = {_plain_id(school.urn), _plain_id(school.dfe_number)} - {""}
+            matched = [
+                o for o in recorded or schools if _plain_id(_text(o.get("identifier"))) in ids
+            ]
+            if len(matched) == 1:
+                return str(matched[0]["sourcedId"])
+            doubt = matched or recorded
+        held = f"the OneRoster server holds {len(schools)} schools ({_org_names(schools)})"
+        if doubt:
+            which = f"{len(doubt)} of them ({_org_names(doubt)}) could be this school"
+        else:
+            which = "none is recorded for this school"
+        urn = f" ({school.urn})" if school is not None else ""
+        raise SourceError(
+            f"{held} and {which}: homelink will not import another school's pupils. Ask the MIS "
+            f"supplier to give this school's organisation its URN{urn} or DfE number as its "
+            "identifier, or for a client id that reads this school alone",
+            retry=False,
         )
 
     # -- reading --
@@ -625,8 +788,8 @@ class OneRosterSource:
                 status, answer_headers, raw = self._http.send(method, url, headers, payload)
             except _Unreachable as exc:
                 failure, why = "down", exc.reason
-            except _CutOff:
-                failure, why = "cut", "the page was cut off"
+            except _CutOff as exc:
+                failure, why = "cut", exc.reason
             else:
                 data = _json(raw)
                 if status == 429:
@@ -684,16 +847,17 @@ class OneRosterSource:
                 self._pause(failures)
 
     def _retry_after(self, value: str | None) -> float:
-        seconds = 5.0
+        seconds = 5.0  # none, or none that can be read
         if value:
             value = value.strip()
-            if value.isdigit():
+            # isdigit() alone takes "²", which no number parser does.
+            if value.isascii() and value.isdigit():
                 seconds = float(value)
             else:
                 try:
                     when = email.utils.parsedate_to_datetime(value)
-                except (TypeError, ValueError):
-                    pass
+                except (TypeError, ValueError, IndexError, OverflowError):
+                    pass  # not a date either: as if there were none
                 else:
                     if when.tzinfo is None:
                         when = when.replace(tzinfo=dt.UTC)
@@ -931,6 +1095,65 @@ def _role(user: dict[str, Any]) -> str:
     return str(user.get("role") or "").casefold()
 
 
+def _orgs_of(user: dict[str, Any]) -> set[str]:
+    """The orgs the CSV reader places a user in: 1.1's ``orgs``, 1.2's ``primaryOrg`` and the
+    orgs of its ``roles`` for the role it is read as."""
+    role = _role(user)
+    found = set(_refs(user.get("orgs")))
+    found.add(_ref(user.get("primaryOrg")))
+    found.update(
+        _ref(r.get("org")) for r in _roles(user) if str(r.get("role") or "").casefold() == role
+    )
+    found.discard("")
+    return found
+
+
+def _people_of(
+    users: Iterable[dict[str, Any]], org: str, population: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The users of ``users`` that belong in ``org``'s file, as if the server held that org
+    alone: its students and staff, and the contacts linked to its students (``population``:
+    everyone the server lists) from either side, each contact's agents cut to those students
+    (a parent with a child at another school of the trust names no pupil of that school)."""
+    population = list(population)
+    students = {u["sourcedId"] for u in population if _role(u) == "student" and org in _orgs_of(u)}
+    named = {a for u in population if u["sourcedId"] in students for a in _refs(u.get("agents"))}
+    kept: list[dict[str, Any]] = []
+    for user in users:
+        if _role(user) not in CONTACT_ROLES:
+            if org in _orgs_of(user):
+                kept.append(user)
+            continue
+        agents = _ref_list(user.get("agents"))
+        own = [a for a in agents if _ref(a) in students]
+        if own or user["sourcedId"] in named:
+            kept.append(user if len(own) == len(agents) else {**user, "agents": own})
+    return kept
+
+
+def _classes_of(classes: list[dict[str, Any]], org: str | None) -> list[dict[str, Any]]:
+    if org is None:
+        return classes
+    return [c for c in classes if _ref(c.get("school")) == org]
+
+
+def _org_type(org: dict[str, Any]) -> str:
+    return str(org.get("type") or "").strip().casefold()
+
+
+def _org_names(orgs: list[dict[str, Any]], most: int = 10) -> str:
+    """Orgs as a message names them (their names: nothing personal), each on one line and
+    short, as the server's text goes into an email."""
+    names = sorted(" ".join((_text(o.get("name")) or o["sourcedId"]).split())[:80] for o in orgs)
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _plain_id(value: str) -> str:
+    """An identifier compared as letters and digits only ("838/4512" is "8384512")."""
+    return "".join(ch for ch in value if ch.isalnum()).casefold()
+
+
 def _homerooms(classes: list[dict[str, Any]]) -> set[str]:
     return {
         c["sourcedId"] for c in classes if str(c.get("classType") or "").casefold() == "homeroom"
@@ -1046,9 +1269,19 @@ def _json(raw: bytes) -> Any:
         return None
 
 
+def _count(value: str | None) -> int | None:
+    """A header's whole number (a count, a length), or None when absent or not one: isdigit()
+    alone takes "²", and a number too long for a count is no count either."""
+    text = (value or "").strip()
+    if not text or len(text) > 18 or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
 def _total(headers: http.client.HTTPMessage) -> int | None:
-    value = (headers.get("X-Total-Count") or "").strip()
-    return int(value) if value.isdigit() else None
+    """``X-Total-Count``; one that is not a number is as good as none (the list then ends at
+    an empty page)."""
+    return _count(headers.get("X-Total-Count"))
 
 
 def _oauth_code(data: Any, prefix: str = "") -> str:
