@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from homelink.staff.selectors import confirmed_memberships
+from homelink.trusts.selectors import confirmed_trust_memberships
 
 
 @require_safe
@@ -16,8 +17,8 @@ def home(request: HttpRequest) -> HttpResponse:
     # Someone already signed in is offered the pages that are theirs; the console only to an
     # account it would let in (a confirmed email with a membership), so nobody follows a link
     # to a refusal.
-    works_for_a_school = (
-        request.user.is_authenticated
-        and confirmed_memberships().filter(user_id=request.user.pk).exists()
+    works_for_a_school = request.user.is_authenticated and (
+        confirmed_memberships().filter(user_id=request.user.pk).exists()
+        or confirmed_trust_memberships().filter(user_id=request.user.pk).exists()
     )
     return render(request, "home.html", {"works_for_a_school": works_for_a_school})

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "homelink.registration",
     "homelink.privacy",
     "homelink.sync",
+    "homelink.trusts",
 ]
 
 MIDDLEWARE = [

@@ -753,6 +753,18 @@ def account_delete(*, user: User) -> None:
                     f"You are the only administrator of {membership.school.name}. Make someone "
                     "else an administrator on the console's Staff page first."
                 ) from exc
+        # So do a trust's: the trust keeps an administrator, and every school of it records it.
+        from homelink.trusts.models import TrustMembership
+        from homelink.trusts.services import trust_member_remove
+
+        for trust_role in TrustMembership.objects.select_related("trust").filter(user=user):
+            try:
+                trust_member_remove(membership=trust_role, actor=user)
+            except ValidationError as exc:
+                raise AccountError(
+                    f"You are the only administrator of the trust {trust_role.trust.name}. Make "
+                    "someone else a trust administrator on the trust's Staff page first."
+                ) from exc
         adults = Adult.objects.select_for_update().select_related("school").filter(account=user)
         for adult in adults:
             if adult.source == Source.WEB:

@@ -32,6 +32,7 @@ from homelink.registration.linking import CodeNotAccepted, LinkRefused
 from homelink.registration.redeem import redeem_code
 from homelink.staff.middleware import STAFF_KEY
 from homelink.staff.models import StaffMembership
+from homelink.trusts.models import TrustMembership
 
 LOGIN_FAILED = "The email address or password is not right. Check them and try again."
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -64,7 +65,10 @@ def _next_url(request: HttpRequest) -> str:
     if (
         user_id is not None
         and request.session.get(STAFF_KEY)
-        and StaffMembership.objects.filter(user_id=user_id).exists()
+        and (
+            StaffMembership.objects.filter(user_id=user_id).exists()
+            or TrustMembership.objects.filter(user_id=user_id).exists()
+        )
     ):
         return reverse("console:home")
     return reverse(settings.LOGIN_REDIRECT_URL)

@@ -65,6 +65,18 @@ ACTION_WORDS: dict[str, str] = {
     "sync.set": "Set up the scheduled MIS sync",
     "sync.removed": "Stopped the scheduled MIS sync",
     "sync.run_requested": "Asked for the MIS sync to run now",
+    # Trusts.
+    "trust.school_added": "Joined a trust",
+    "trust.school_removed": "Left a trust",
+    "trust.staff_invited": "Invited a member of the trust's staff",
+    "trust.staff_invitation_resent": "Resent a trust staff invitation",
+    "trust.staff_invitation_revoked": "Revoked a trust staff invitation",
+    "trust.staff_added": "Added a member of the trust's staff",
+    "trust.staff_invitation_accepted": "A trust staff invitation was accepted",
+    "trust.staff_role_changed": "Changed a trust staff member's role",
+    "trust.staff_removed": "Removed a member of the trust's staff",
+    "trust.org_mapped": "Mapped a trust's OneRoster organisation to this school",
+    "trust.org_unmapped": "Moved a trust's OneRoster organisation from this school to another",
     # Messages.
     "message.queued": "Sent a message",
     "message.cancelled": "Cancelled a message",

@@ -41,6 +41,7 @@ from homelink.schools.models import School
 from homelink.staff.actor import Actor, actor_parts
 from homelink.staff.models import StaffMembership
 from homelink.sync.taken import taken_files, taken_forget
+from homelink.trusts.models import TrustMembership
 
 #: What replaces a line of the import history that quoted an erased person.
 REDACTED = "(erased)"
@@ -107,6 +108,8 @@ def account_fate(adult: Adult) -> AccountFate:
         return AccountFate(True, False, "kept: the same login is a school member's (staff)")
     if StaffMembership.objects.filter(user_id=user_id).exists():
         return AccountFate(True, False, "kept: the same login is a member of staff's")
+    if TrustMembership.objects.filter(user_id=user_id).exists():
+        return AccountFate(True, False, "kept: the same login is a trust's member of staff's")
     user = get_user_model().objects.filter(pk=user_id).values("is_staff", "is_superuser").first()
     if user is not None and (user["is_staff"] or user["is_superuser"]):
         return AccountFate(True, False, "kept: the same login is an operator's")

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_safe
 from homelink.register.models import Link, PendingLink
 from homelink.schools.models import SchoolLogo
 from homelink.staff.selectors import confirmed_memberships
+from homelink.trusts.selectors import confirmed_trust_memberships
 
 
 @require_safe
@@ -26,6 +27,9 @@ def school_logo(request: HttpRequest, urn: str) -> HttpResponse:
         raise Http404
     allowed = (
         confirmed_memberships().filter(user_id=user.pk, school_id=school_id).exists()
+        or confirmed_trust_memberships()
+        .filter(user_id=user.pk, trust__places__school_id=school_id)
+        .exists()
         or Link.objects.filter(school_id=school_id, adult__account_id=user.pk).exists()
         or PendingLink.objects.filter(
             school_id=school_id,

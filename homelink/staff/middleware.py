@@ -23,6 +23,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 
 from homelink.staff.models import StaffMembership
+from homelink.trusts.models import TrustMembership
 
 #: Named when these sessions were the console's; a new name would restart every clock.
 LOGIN_AT_KEY = "console_login_at"
@@ -62,7 +63,11 @@ def is_staff_user(user: Any) -> bool:
     if getattr(user, "is_superuser", False) or getattr(user, "is_staff", False):
         # Operators can reach every school's data through the admin: the same rule applies.
         return True
-    return StaffMembership.objects.filter(user_id=user.pk).exists()
+    # A trust's staff see its schools' data too.
+    return (
+        StaffMembership.objects.filter(user_id=user.pk).exists()
+        or TrustMembership.objects.filter(user_id=user.pk).exists()
+    )
 
 
 class StaffSessionMiddleware:

@@ -42,6 +42,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.core.mail import mail_admins, send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.encoding import force_bytes
@@ -64,6 +65,7 @@ from homelink.ratelimit.policies import (
 from homelink.schools.models import School
 from homelink.staff.actor import Actor, actor_parts
 from homelink.staff.models import StaffMembership
+from homelink.trusts.models import TrustMembership
 
 #: The one answer to a wrong, expired, reused or rate-limited code.
 CODE_REFUSED = (
@@ -88,8 +90,10 @@ def confirmed_device(user: Any) -> TOTPDevice | None:
 
 
 def is_staff(user: Any) -> bool:
+    """School staff, or a trust's (whose role holds at the trust's schools)."""
     return bool(getattr(user, "is_authenticated", False)) and (
         StaffMembership.objects.filter(user_id=user.pk).exists()
+        or TrustMembership.objects.filter(user_id=user.pk).exists()
     )
 
 
@@ -125,7 +129,11 @@ def second_factor_required(user: Any) -> bool:
 def schools_requiring(user: Any) -> list[School]:
     """The user's schools that require a second factor (by name)."""
     return list(
-        School.objects.filter(staff_memberships__user_id=user.pk, require_second_factor=True)
+        School.objects.filter(
+            Q(staff_memberships__user_id=user.pk)
+            | Q(trust_place__trust__memberships__user_id=user.pk),
+            require_second_factor=True,
+        )
         .order_by("name")
         .distinct()
     )

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -57,7 +58,7 @@ from homelink.messaging.services import (
     template_save,
 )
 from homelink.messaging.sms import sms_size
-from homelink.staff.models import Role, StaffMembership
+from homelink.staff.models import Role
 
 LIST_PAGE_SIZE = 50
 DELIVERY_PAGE_SIZE = 100
@@ -302,7 +303,8 @@ def _send_once(request: StaffRequest, form: SendForm, draft: Draft) -> _Outcome:
     with transaction.atomic():
         # One staff member's sends queue behind each other here (PostgreSQL; SQLite's
         # transactions are serial anyway), so the session read next is the last one saved.
-        StaffMembership.objects.select_for_update().filter(pk=request.membership.pk).exists()
+        # The account's row, not the membership's: a trust's staff hold an unsaved one (pk None).
+        get_user_model().objects.select_for_update().filter(pk=request.user.pk).exists()
         tokens: dict[str, int | None] = dict(
             request.session.load().get(SEND_TOKENS) or request.session.get(SEND_TOKENS) or {}
         )

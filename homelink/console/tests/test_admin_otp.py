@@ -65,6 +65,13 @@ def everything(world_a: World, admin_a: Any) -> dict[str, Any]:
     InboundSms.objects.filter(school=world_a.school).update(text=PARENT_TEXT)
     GatewayHealth.objects.create(gateway="outbox")
     deliver.enqueue("sms")
+    from homelink.trusts.invitations import trust_invite
+    from homelink.trusts.models import TrustMembership
+    from homelink.trusts.services import trust_add
+
+    trust = trust_add(name="Admin Trust", schools=[world_a.school], actor="test")
+    TrustMembership.objects.create(user=admin_a, trust=trust, role="administrator")
+    trust_invite(trust=trust, email="invited@trust.example", role="viewer", actor="test")
     OutboxMessage.objects.create(
         channel="email", to="parent@example.org", subject="Reset", body=f"Go to {RESET_LINK}"
     )
