@@ -15,7 +15,7 @@ from homelink.staff.models import Role
 from homelink.staff.testing import confirm_email_directly
 from homelink.trusts.models import Trust, TrustMembership
 from homelink.trusts.services import trust_add
-from homelink.trusts.tests.test_trust_access import make_user
+from homelink.trusts.tests.factories import make_user
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from homelink.browser_testing import assert_no_horizontal_scroll, check_page, expect
-from homelink.console.tests.conftest import make_user as _make_user
 from homelink.mis.tests.factories import contact, pupil, run_import
 from homelink.schools.models import School
 from homelink.staff.models import Role
 from homelink.staff.testing import confirm_email_directly
 from homelink.trusts.models import TrustMembership
 from homelink.trusts.services import trust_add
+from homelink.trusts.tests.factories import make_user as _make_user
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -12,13 +12,13 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from homelink.console.tests.conftest import make_user as _make_user
 from homelink.schools.models import School
 from homelink.staff.models import Role
 from homelink.staff.testing import confirm_email_directly
 from homelink.trusts.management.commands import trust as command
 from homelink.trusts.models import Trust, TrustInvitation, TrustMembership
 from homelink.trusts.selectors import trust_of, trust_schools
+from homelink.trusts.tests.factories import make_user as _make_user
 
 
 def make_user(email: str) -> Any:

@@ -18,7 +18,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from homelink.console.tests.conftest import make_user as _make_user
 from homelink.messaging.audience import Audience
 from homelink.messaging.models import Delivery, Message
 from homelink.mis.tests.factories import contact, pupil, run_import
@@ -30,6 +29,7 @@ from homelink.sync.models import SyncSource
 from homelink.trusts.models import Trust, TrustMembership
 from homelink.trusts.selectors import trust_overview
 from homelink.trusts.services import trust_add
+from homelink.trusts.tests.factories import make_user as _make_user
 
 
 def make_user(email: str) -> Any:

@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError
 
 from homelink.audit.actions import ACTION_WORDS
 from homelink.audit.models import AuditEvent
-from homelink.console.tests.conftest import make_user as _make_user
 from homelink.schools.models import School
 from homelink.staff.models import Role
 from homelink.staff.testing import confirm_email_directly
@@ -30,6 +29,7 @@ from homelink.trusts.services import (
     trust_member_set_role,
     trust_remove_school,
 )
+from homelink.trusts.tests.factories import make_user as _make_user
 
 
 def make_user(email: str) -> Any:

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from homelink.browser_testing import assert_no_horizontal_scroll, check_page, expect
+from homelink.console.tests.test_trust_import_console import trust_member
 from homelink.mis.models import ImportRun
 from homelink.staff.models import Role
 from homelink.trusts.models import TrustSchool
 from homelink.trusts.tests.test_trust_import import make_trust, students, trust_roster
-from homelink.trusts.tests.test_trust_import_console import trust_member
 
 if TYPE_CHECKING:
     from playwright.sync_api import FilePayload, Page

@@ -18,7 +18,6 @@ from django.test import Client
 from django.urls import reverse
 
 from homelink.audit.models import AuditEvent
-from homelink.console.tests.conftest import make_user, member_of
 from homelink.console.trust_imports.forms import LEAVE_OUT, org_field
 from homelink.mis.models import ImportRun
 from homelink.mis.uploads import school_folder
@@ -28,6 +27,7 @@ from homelink.staff.testing import confirm_email_directly
 from homelink.trusts.imports import trust_folder
 from homelink.trusts.models import Trust, TrustMembership, TrustSchool
 from homelink.trusts.services import trust_add
+from homelink.trusts.tests.factories import make_user, member_of
 from homelink.trusts.tests.test_trust_import import (
     TrustWorld,
     make_trust,
