@@ -333,7 +333,9 @@ HOMELINK_IMPORT_MAX_BYTES = int(os.environ.get("HOMELINK_IMPORT_MAX_BYTES", str(
 # `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`).
 # Unset in production, a OneRoster sync can be neither added nor run: secrets are never kept in
 # the clear. The demo and the tests derive a key from the development SECRET_KEY.
-HOMELINK_SYNC_KEYS = [k.strip() for k in os.environ.get("HOMELINK_SYNC_KEY", "").split(",") if k.strip()]
+HOMELINK_SYNC_KEYS = [
+    k.strip() for k in os.environ.get("HOMELINK_SYNC_KEY", "").split(",") if k.strip()
+]
 # Drop folders an administrator may choose in the console: <root>/<URN>/ (the command line may
 # name any folder: it is the server's operator who runs it).
 HOMELINK_SYNC_ROOT = Path(os.environ.get("HOMELINK_SYNC_ROOT", VAR_DIR / "sync"))

@@ -7,9 +7,6 @@ school. A trust invitation's link opens ``trust/invitation/<token>/`` here (trus
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from django.urls import path
 
 from homelink.console import views
@@ -22,37 +19,20 @@ from homelink.console.notices import urls as notices_urls
 from homelink.console.people import urls as people_urls
 from homelink.console.sar import urls as sar_urls
 from homelink.console.staff import urls as staff_urls
+from homelink.console.trust_imports import urls as trust_imports_urls
+from homelink.console.trust_messages import urls as trust_messages_urls
 from homelink.console.trusts import urls as trust_urls
 from homelink.console.trusts import views as trust_views
 
 app_name = "console"
 
-#: The console's trust packages written by others, included once they exist: the trust-wide
-#: import and the trust-wide send. Each is a module with ``urlpatterns`` under ``trust/``.
-OPTIONAL_TRUST_PACKAGES = (
-    "homelink.console.trust_imports.urls",
-    "homelink.console.trust_messages.urls",
-)
-
-
-def _optional_patterns(module_name: str) -> list[Any]:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as missing:
-        # Only the package's own absence is tolerated: a broken import inside it must show.
-        if missing.name is not None and module_name.startswith(missing.name):
-            return []
-        raise
-    return list(module.urlpatterns)
-
-
 # The console's home lists the user's trusts too (console/trusts/views.py), then its schools.
 urlpatterns = [path("", trust_views.home, name="home")]
 
 # The trusts' pages before the schools': "<urn>/" would otherwise take "trust/".
-urlpatterns += trust_urls.urlpatterns
-for _name in OPTIONAL_TRUST_PACKAGES:
-    urlpatterns += _optional_patterns(_name)
+urlpatterns += (
+    trust_urls.urlpatterns + trust_imports_urls.urlpatterns + trust_messages_urls.urlpatterns
+)
 
 urlpatterns += [path("<str:urn>/", views.dashboard, name="dashboard")]
 

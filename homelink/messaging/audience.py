@@ -315,10 +315,14 @@ def _full_name(forename: str, surname: str) -> str:
     return f"{forename} {surname}".strip()
 
 
-def _students(school: School, audience: Audience) -> dict[int, tuple[str, str, str, str]]:
-    """Targeted current students: id → (forename, surname, year, group)."""
+Students = dict[int, tuple[str, str, str, str]]
+
+
+def _students(school_ids: list[int], audience: Audience) -> dict[int, Students]:
+    """Targeted current students of each school: school id → (id → (forename, surname, year,
+    group)), each school's in name order."""
     students = Member.objects.filter(
-        school=school, kind=Member.Kind.STUDENT, status=Member.Status.CURRENT
+        school_id__in=school_ids, kind=Member.Kind.STUDENT, status=Member.Status.CURRENT
     )
     if audience.students == "years":
         students = students.filter(year__in=audience.years)
@@ -327,9 +331,12 @@ def _students(school: School, audience: Audience) -> dict[int, tuple[str, str, s
     elif audience.students == "chosen":
         students = students.filter(pk__in=audience.student_ids)
     rows = students.order_by("surname", "forename", "pk").values_list(
-        "pk", "forename", "surname", "year", "reg_group"
+        "school_id", "pk", "forename", "surname", "year", "reg_group"
     )
-    return {pk: (forename, surname, year, group) for pk, forename, surname, year, group in rows}
+    found: dict[int, Students] = {pk: {} for pk in school_ids}
+    for school_id, pk, forename, surname, year, group in rows:
+        found[school_id][pk] = (forename, surname, year, group)
+    return found
 
 
 _ADULT_FIELDS = (
@@ -365,15 +372,16 @@ def _adult_person(row: tuple[Any, ...], blocked: set[str]) -> Person:
 
 
 def _parents(
-    school: School,
+    school_ids: list[int],
     audience: Audience,
-    students: dict[int, tuple[str, str, str, str]],
-    blocked: set[str],
-) -> tuple[list[Person], dict[int, list[Person]]]:
+    students: dict[int, Students],
+    blocked: dict[int, set[str]],
+) -> dict[int, tuple[list[Person], dict[int, list[Person]]]]:
+    """Each school's parents of its targeted students, and who is linked to each student."""
     # Opted-out and held adults too: they are reported as left out, never given a copy.
-    links = Link.objects.filter(school=school)
+    links = Link.objects.filter(school_id__in=school_ids)
     if audience.students != "all":
-        links = links.filter(student_id__in=list(students))
+        links = links.filter(student_id__in=[pk for found in students.values() for pk in found])
     else:
         links = links.filter(
             student__kind=Member.Kind.STUDENT, student__status=Member.Status.CURRENT
@@ -383,21 +391,21 @@ def _parents(
     elif audience.parents == "responsibility":
         links = links.filter(parental_responsibility=True)
     rows = links.order_by("adult_id", "student_id").values_list(
-        "student_id", *(f"adult__{name}" for name in _ADULT_FIELDS)
+        "school_id", "student_id", *(f"adult__{name}" for name in _ADULT_FIELDS)
     )
-    people: dict[int, Person] = {}
-    by_student: dict[int, list[Person]] = {}
-    for student_id, *adult in rows:
-        student = students.get(student_id)
+    people: dict[int, dict[int, Person]] = {pk: {} for pk in school_ids}
+    by_student: dict[int, dict[int, list[Person]]] = {pk: {} for pk in school_ids}
+    for school_id, student_id, *adult in rows:
+        student = students[school_id].get(student_id)
         if student is None:
             continue
-        person = people.get(adult[0])
+        person = people[school_id].get(adult[0])
         if person is None:
-            person = people[adult[0]] = _adult_person(tuple(adult), blocked)
+            person = people[school_id][adult[0]] = _adult_person(tuple(adult), blocked[school_id])
         person.children.append(student[0])
         person.student_ids.append(student_id)
-        by_student.setdefault(student_id, []).append(person)
-    return list(people.values()), by_student
+        by_student[school_id].setdefault(student_id, []).append(person)
+    return {pk: (list(people[pk].values()), by_student[pk]) for pk in school_ids}
 
 
 def _member_person(row: tuple[Any, ...], blocked: set[str]) -> Person:
@@ -426,15 +434,20 @@ def _member_person(row: tuple[Any, ...], blocked: set[str]) -> Person:
 _MEMBER_FIELDS = ("pk", "forename", "surname", "email", "mobile", "opted_out", "status")
 
 
-def _staff(school: School, audience: Audience, blocked: set[str]) -> list[Person]:
+def _staff(
+    school_ids: list[int], audience: Audience, blocked: dict[int, set[str]]
+) -> dict[int, list[Person]]:
     # The opted out too, to be reported; staff who left are not staff, so not in the audience.
     members = Member.objects.filter(
-        school=school, kind=Member.Kind.ADULT, status=Member.Status.CURRENT
+        school_id__in=school_ids, kind=Member.Kind.ADULT, status=Member.Status.CURRENT
     )
     if audience.roles:
         members = members.filter(role__in=audience.roles)
-    rows = members.order_by("surname", "forename", "pk").values_list(*_MEMBER_FIELDS)
-    return [_member_person(row, blocked) for row in rows]
+    rows = members.order_by("surname", "forename", "pk").values_list("school_id", *_MEMBER_FIELDS)
+    found: dict[int, list[Person]] = {pk: [] for pk in school_ids}
+    for school_id, *row in rows:
+        found[school_id].append(_member_person(tuple(row), blocked[school_id]))
+    return found
 
 
 def _individuals(school: School, audience: Audience, blocked: set[str]) -> list[Person]:
@@ -472,6 +485,15 @@ def _individuals(school: School, audience: Audience, blocked: set[str]) -> list[
 
 def blocked_numbers(school: School) -> set[str]:
     return set(SmsBlock.objects.filter(school=school).values_list("number", flat=True))
+
+
+def _blocked(school_ids: list[int]) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {pk: set() for pk in school_ids}
+    for school_id, number in SmsBlock.objects.filter(school_id__in=school_ids).values_list(
+        "school_id", "number"
+    ):
+        found[school_id].add(number)
+    return found
 
 
 def channels_for(person: Person, mode: str) -> list[tuple[str, str]]:
@@ -581,20 +603,48 @@ def _reach(
 
 
 def resolve(school: School, audience: Audience, mode: str) -> Resolved:
+    if audience.who == "individuals":
+        if mode not in Mode.values:
+            raise AudienceError(f"Unknown channel {mode!r}.")
+        people = _individuals(school, audience, blocked_numbers(school))
+        copies, reached, left_out = _reach(people, mode)
+        return Resolved(copies, _unreached(people, reached, mode), len(people), 0, left_out, mode)
+    return resolve_schools([school], audience, mode)[0]
+
+
+def resolve_schools(schools: list[School], audience: Audience, mode: str) -> list[Resolved]:
+    """The audience at each of ``schools``, each exactly as that school's own send resolves it
+    (a trust-wide send): the same handful of queries for all of them together, so the cost
+    does not grow with the number of schools beyond the work per school in Python."""
     if mode not in Mode.values:
         raise AudienceError(f"Unknown channel {mode!r}.")
-    blocked = blocked_numbers(school)
-    if audience.who == "staff":
-        people = _staff(school, audience, blocked)
-        copies, reached, left_out = _reach(people, mode)
-        return Resolved(copies, _unreached(people, reached, mode), len(people), 0, left_out, mode)
     if audience.who == "individuals":
-        people = _individuals(school, audience, blocked)
-        copies, reached, left_out = _reach(people, mode)
-        return Resolved(copies, _unreached(people, reached, mode), len(people), 0, left_out, mode)
-    students = _students(school, audience)
-    people, by_student = _parents(school, audience, students, blocked)
-    staff = _staff(school, audience, blocked) if audience.roles else []
+        raise AudienceError("Chosen people belong to one school: send to them school by school.")
+    ids = [school.pk for school in schools]
+    blocked = _blocked(ids)
+    if audience.who == "staff":
+        staff = _staff(ids, audience, blocked)
+        found = []
+        for pk in ids:
+            people = staff[pk]
+            copies, reached, left_out = _reach(people, mode)
+            found.append(
+                Resolved(copies, _unreached(people, reached, mode), len(people), 0, left_out, mode)
+            )
+        return found
+    students = _students(ids, audience)
+    parents = _parents(ids, audience, students, blocked)
+    staff = _staff(ids, audience, blocked) if audience.roles else {pk: [] for pk in ids}
+    return [_parents_resolved(students[pk], *parents[pk], staff[pk], mode) for pk in ids]
+
+
+def _parents_resolved(
+    students: Students,
+    people: list[Person],
+    by_student: dict[int, list[Person]],
+    staff: list[Person],
+    mode: str,
+) -> Resolved:
     # Staff after parents: a member of staff who is also a parent shares the parent's copy.
     everyone = [*people, *staff]
     copies, reached, left_out = _reach(everyone, mode)

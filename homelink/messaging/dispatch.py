@@ -89,6 +89,7 @@ from homelink.messaging.models import (
     idempotency_key,
 )
 from homelink.messaging.pacing import Pace, held_gateways, rate_for
+from homelink.messaging.services import refund_credits
 from homelink.mis.phones import for_display
 from homelink.privacy import notices
 from homelink.privacy.tokens import ADULT, footer_links, stop_url
@@ -184,6 +185,7 @@ CLAIMED = (
     "adult_ids",
     "name",
     "children",
+    "schools",
     "parts",
     "priority",
     "attempts",
@@ -207,6 +209,8 @@ class Claimed:
     adult_ids: list[int]
     name: str
     children: str
+    #: The schools a trust-wide send's copy stands for (``Delivery.schools``), or None.
+    schools: list[dict[str, Any]] | None
     parts: int
     priority: int
     attempts: int
@@ -278,6 +282,8 @@ def claim(channel: str, worker: str, *, limit: int | None = None) -> list[Claime
         for delivery in claimed:
             if isinstance(delivery.adult_ids, str):  # SQLite returns JSON as text
                 delivery.adult_ids = json.loads(delivery.adult_ids)
+            if isinstance(delivery.schools, str):
+                delivery.schools = json.loads(delivery.schools)
         claimed.sort(key=lambda d: (d.priority, d.id))
         # A batch is mostly one message: fetch each once rather than a copy per delivery.
         messages = Message.objects.select_related("school").in_bulk({d.message_id for d in claimed})
@@ -464,10 +470,11 @@ def _refund(deliveries: list[Claimed]) -> None:
     for d in deliveries:
         if d.channel == Channel.SMS and d.parts:
             by_message[d.message_id] = by_message.get(d.message_id, 0) + d.parts
+    messages = {d.message_id: d.message for d in deliveries}
     for message_id, parts in by_message.items():
-        message = Message.objects.filter(pk=message_id)
-        message.update(credits_refunded=F("credits_refunded") + parts)
-        School.objects.filter(messages__pk=message_id).update(sms_credits=F("sms_credits") + parts)
+        Message.objects.filter(pk=message_id).update(credits_refunded=F("credits_refunded") + parts)
+        # To the school, or to the trust whose pool paid a trust-wide send.
+        refund_credits(messages[message_id], parts)
 
 
 # --- reap ---------------------------------------------------------------------------------------
@@ -708,7 +715,8 @@ def render_for(text: str, delivery: Claimed | Delivery) -> str:
         text,
         name=delivery.name,
         children=delivery.children,
-        school=delivery.message.school.name,
+        # A trust-wide send's copy for several schools' families names them all.
+        school=merge.school_named(delivery.schools, delivery.message.school.name),
     )
     if delivery.message.kind == Message.Kind.NOTICE and delivery.adult_id is not None:
         rendered = rendered.replace(NOTICE_LINK, stop_url(ADULT, delivery.adult_id))
@@ -721,14 +729,29 @@ def email_footer(
     adult_id: int | None = None,
     member_id: int | None = None,
     adult_ids: list[int] | tuple[int, ...] = (),
+    schools: list[dict[str, Any]] | None = None,
 ) -> str:
     """What every message email ends with: who sent it and how to reach the office, below a
     signature separator ("-- "), which mail programs show as the signature; then the school's
     privacy notice and the link that stops messages to the copy's address (no sign-in), for
-    every adult it was sent to there."""
+    every adult it was sent to there (``schools``: a trust-wide send's copy standing for
+    several schools' families, each school's)."""
     lines = ["", "", "-- ", school.name]
     if school.office_phone:
         lines.append(f"School office: {for_display(school.office_phone, school.phone_region)}")
+    if schools:
+        # A trust-wide send's copy for families of several schools: each school's notice,
+        # and a link that stops that school's messages to the people it knows at this address.
+        for entry in schools:
+            members = entry.get("members") or []
+            lines += footer_links(
+                str(entry["urn"]),
+                str(entry["name"]),
+                adult_id=None,
+                member_id=members[0] if members else None,
+                adult_ids=entry.get("adults") or [],
+            )
+        return "\n".join(lines)
     lines += footer_links(
         school.urn, school.name, adult_id=adult_id, member_id=member_id, adult_ids=adult_ids
     )
@@ -753,6 +776,7 @@ def email_for(delivery: Claimed) -> EmailMessage:
             adult_id=delivery.adult_id,
             member_id=delivery.member_id,
             adult_ids=delivery.adult_ids,
+            schools=delivery.schools,
         ),
         from_email=from_email,
         to=[delivery.to],

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from homelink.messaging.merge import list_names
 from homelink.messaging.models import Channel, Delivery, InboundSms, Message, OutboxMessage, Status
+from homelink.messaging.services import refund_credits
 from homelink.register.models import Adult, Member
 from homelink.schools.models import School
 
@@ -70,11 +71,13 @@ def copies_forget_person(*, school: School, adult_id: int, email: str, mobile: s
             for _pk, message_id, channel, parts in queued:
                 if channel == Channel.SMS and parts:
                     refunds[message_id] = refunds.get(message_id, 0) + parts
+            paid = Message.objects.only("school_id", "credits_trust_id").in_bulk(list(refunds))
             for message_id, parts in refunds.items():
                 Message.objects.filter(pk=message_id).update(
                     credits_refunded=F("credits_refunded") + parts
                 )
-                School.objects.filter(pk=school.pk).update(sms_credits=F("sms_credits") + parts)
+                # To the school, or to the trust whose pool paid a trust-wide send.
+                refund_credits(paid[message_id], parts)
         done = copies.exclude(status__in=(Status.QUEUED, Status.SENDING))
         # A gateway's reason may quote the address (a bounce): blank it where it does.
         for address in (a for a in (email, mobile) if a):

@@ -48,6 +48,27 @@ def _sent_to(number: str) -> list[Delivery]:
     return list(Delivery.objects.filter(pk__in=list(latest)).order_by("-id"))
 
 
+def _schools_of(
+    deliveries: list[Delivery],
+) -> dict[int, tuple[int | None, int | None, int | None]]:
+    """The schools a keyword acts for, latest first, each with the message, adult and member
+    its row names: each delivery's school, and every school a trust-wide send's copy stood
+    for (one text to a parent of two schools of a trust: STOP stops both). Another school's
+    row names none of the paying school's message (its staff cannot open it), only its own
+    adult or member."""
+    schools: dict[int, tuple[int | None, int | None, int | None]] = {}
+    for d in deliveries:
+        schools.setdefault(d.school_id, (d.message_id, d.adult_id, d.member_id))
+    for d in deliveries:
+        for entry in d.schools or []:
+            adults, members = entry.get("adults") or [], entry.get("members") or []
+            schools.setdefault(
+                int(entry["id"]),
+                (None, adults[0] if adults else None, members[0] if members else None),
+            )
+    return schools
+
+
 def inbound_sms_receive(
     *, from_number: str, to_number: str, text: str, gateway_id: str = ""
 ) -> InboundSms | None:
@@ -81,17 +102,16 @@ def _receive(number: str, to_number: str, text: str, gateway_id: str) -> Inbound
         log.info("inbound SMS from a number no school has texted: not stored")
         return None
     word = keyword_of(text)
+    schools = _schools_of(deliveries)
     if word in STOP_WORDS:
         action = "stop"
         SmsBlock.objects.bulk_create(
-            [SmsBlock(school_id=d.school_id, number=number, keyword=word) for d in deliveries],
+            [SmsBlock(school_id=school_id, number=number, keyword=word) for school_id in schools],
             ignore_conflicts=True,
         )
     elif word in START_WORDS:
         action = "start"
-        SmsBlock.objects.filter(
-            school_id__in=[d.school_id for d in deliveries], number=number
-        ).delete()
+        SmsBlock.objects.filter(school_id__in=list(schools), number=number).delete()
     else:
         latest = deliveries[0]
         return InboundSms.objects.create(
@@ -108,17 +128,17 @@ def _receive(number: str, to_number: str, text: str, gateway_id: str) -> Inbound
     # gateway's id goes on one row only, as it is unique.
     rows = [
         InboundSms(
-            school_id=d.school_id,
+            school_id=school_id,
             from_number=number,
             to_number=to_number[:32],
             text=text,
             action=action,
             gateway_id=gateway_id if i == 0 else "",
-            in_reply_to_id=d.message_id,
-            adult_id=d.adult_id,
-            member_id=d.member_id,
+            in_reply_to_id=message_id,
+            adult_id=adult_id,
+            member_id=member_id,
         )
-        for i, d in enumerate(deliveries)
+        for i, (school_id, (message_id, adult_id, member_id)) in enumerate(schools.items())
     ]
     for row in rows:
         row.save()

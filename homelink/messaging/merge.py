@@ -5,6 +5,7 @@ before sending, so a typo never reaches a thousand parents as ``{chidren}``."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 FIELDS = ("name", "children", "school")
 _FIELD = re.compile(r"\{(\w*)\}")
@@ -39,3 +40,12 @@ def list_names(names: list[str]) -> str:
     if len(names) <= 1:
         return "".join(names)
     return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def school_named(schools: list[dict[str, Any]] | None, own: str) -> str:
+    """What ``{school}`` says in a copy: its own school's name (``own``), or, for a trust-wide
+    send's copy standing for families of several schools (``Delivery.schools``), all of them
+    ("Oak Primary and Elm Academy"), the sending school first."""
+    if schools:
+        return list_names([str(s["name"]) for s in schools])
+    return own

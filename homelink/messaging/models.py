@@ -119,6 +119,15 @@ class Message(models.Model):
     credits_charged = models.PositiveIntegerField(default=0)
     credits_refunded = models.PositiveIntegerField(default=0)
     unreachable_count = models.PositiveIntegerField(default=0)
+    #: The trust-wide send this is a school's share of (``homelink.trusts.sending``).
+    trust_message = models.ForeignKey(
+        "TrustMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    #: The trust whose pool paid this message's SMS credits, to which refunds go back; None:
+    #: the school paid (and is refunded).
+    credits_trust = models.ForeignKey(
+        "trusts.Trust", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -131,6 +140,53 @@ class Message(models.Model):
     def scheduled(self) -> bool:
         """Whether its time to go has not come yet (it can still be cancelled whole)."""
         return self.status != self.Status.CANCELLED and self.send_at > timezone.now()
+
+
+class TrustMessage(models.Model):
+    """A trust-wide send (the snow day): one message to the families and staff of chosen
+    schools of a trust, queued as one :class:`Message` per school (so each school's console
+    shows what went to its families, and how it went), tied together here for the trust's own
+    view. See :mod:`homelink.trusts.sending`."""
+
+    trust = models.ForeignKey("trusts.Trust", on_delete=models.CASCADE, related_name="messages")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    mode = models.CharField(max_length=16, choices=Message.Mode.choices)
+    audience = models.JSONField(default=dict)
+    audience_label = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    email_body = models.TextField(blank=True)
+    sms_text = models.TextField("SMS text", blank=True)
+    urgent = models.BooleanField(default=False)
+    send_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    #: Whether the trust's pool of SMS credits paid (else each school paid its share).
+    pool = models.BooleanField(default=False)
+    #: Copies queued in all, per channel; credits charged (the notices' included).
+    sms_count = models.PositiveIntegerField(default=0)
+    email_count = models.PositiveIntegerField(default=0)
+    credits_charged = models.PositiveIntegerField(default=0)
+    #: Copies that stand for families of more than one of the schools (one number or address).
+    shared_count = models.PositiveIntegerField(default=0)
+    #: Each chosen school's figures as queued, in the order chosen: its URN, name, people,
+    #: reached, left out by reason, copies, credits (:meth:`trusts.sending.SchoolShare.as_json`).
+    summary = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["trust", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"trust message {self.pk}"
+
+    @property
+    def total(self) -> int:
+        return self.sms_count + self.email_count
+
+    @property
+    def scheduled(self) -> bool:
+        return self.send_at > timezone.now()
 
 
 class Status(models.TextChoices):
@@ -184,6 +240,11 @@ class Delivery(models.Model):
     #: The merge fields: whom it greets, the children it is about.
     name = models.CharField(max_length=255, blank=True)
     children = models.CharField(max_length=1000, blank=True)
+    #: A copy of a trust-wide send that stands for families of several schools (one number or
+    #: address): those schools, the one whose message it is first, each as ``{"id", "urn",
+    #: "name", "adults": [ids], "members": [ids]}``. ``{school}`` names them all, and an email
+    #: ends with each school's notice and stop link. None for a copy of one school.
+    schools = models.JSONField(null=True, blank=True)
     parts = models.PositiveSmallIntegerField(default=0)
     priority = models.PositiveSmallIntegerField(default=BULK)
     #: Its place in the fair-share order among copies of the same channel and priority

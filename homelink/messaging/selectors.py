@@ -26,6 +26,7 @@ from homelink.messaging.models import (
     SmsBlock,
     Status,
     Template,
+    TrustMessage,
 )
 from homelink.register.models import Adult, Link, Member
 from homelink.register.years import in_school_order
@@ -612,7 +613,11 @@ def account_messages(*, user: Any, now: dt.datetime) -> list[ParentMessage]:
     deliveries = (
         _for_adults(
             Delivery.objects.filter(
-                school_id__in=schools, status__in=list(PARENT_STATUS), message__send_at__lte=now
+                # A trust-wide send's copy for families of several schools is another school's
+                # message: it is theirs if it carries one of their adults.
+                Q(school_id__in=schools) | Q(schools__isnull=False),
+                status__in=list(PARENT_STATUS),
+                message__send_at__lte=now,
             ),
             adult_ids,
         )
@@ -628,7 +633,7 @@ def account_messages(*, user: Any, now: dt.datetime) -> list[ParentMessage]:
                 break
             entry = found[message.pk] = ParentMessage(
                 message=message,
-                school=message.school.name,
+                school=merge.school_named(delivery.schools, message.school.name),
                 subject="",
                 email_body="",
                 sms_text="",
@@ -637,7 +642,7 @@ def account_messages(*, user: Any, now: dt.datetime) -> list[ParentMessage]:
         fields = {
             "name": delivery.name,
             "children": delivery.children,
-            "school": message.school.name,
+            "school": merge.school_named(delivery.schools, message.school.name),
         }
         if delivery.channel == "email" and not entry.email_body:
             entry.subject = merge.render(message.subject, **fields)
@@ -647,3 +652,77 @@ def account_messages(*, user: Any, now: dt.datetime) -> list[ParentMessage]:
         label = "Email" if delivery.channel == "email" else "Text message"
         entry.copies.append((label, PARENT_STATUS.get(Status(delivery.status), delivery.status)))
     return list(found.values())
+
+
+# --- trust-wide sends -----------------------------------------------------------------------------
+
+
+def trust_audience_choices(school_ids: Iterable[int]) -> tuple[list[str], list[str]]:
+    """The year groups and registration groups current students have in any of these schools
+    (a trust's): one query each, however many schools."""
+    students = Member.objects.filter(
+        school_id__in=list(school_ids), kind=Member.Kind.STUDENT, status=Member.Status.CURRENT
+    )
+    years = {y for y in students.values_list("year", flat=True).distinct() if y}
+    groups = {g for g in students.values_list("reg_group", flat=True).distinct() if g}
+    return in_school_order(years), sorted(groups, key=_natural)
+
+
+def trust_messages_list(trust: Any) -> QuerySet[TrustMessage]:
+    """The trust's trust-wide sends, newest first; pair a page of them with
+    :func:`trust_progress`."""
+    return (
+        TrustMessage.objects.filter(trust=trust)
+        .select_related("created_by")
+        .order_by("-created_at", "-pk")
+    )
+
+
+@dataclass
+class SchoolProgress:
+    """One school's share of a trust-wide send: its message (None when every one of its
+    families was reached by another school's copy) and how far its copies have got."""
+
+    urn: str
+    name: str
+    message: Message | None
+    progress: Progress
+    state: str
+    figures: dict[str, Any]
+
+    @property
+    def left_out(self) -> int:
+        return int(self.figures.get("recipients", 0)) - int(self.figures.get("reached", 0))
+
+    @property
+    def cancellable(self) -> bool:
+        """Whether some of its copies have not gone yet."""
+        return self.state in ("scheduled", "sending") and self.progress.queued > 0
+
+
+def trust_progress(
+    records: Iterable[TrustMessage], now: dt.datetime
+) -> dict[int, list[SchoolProgress]]:
+    """Each trust-wide send's schools, in the order chosen, with their delivery progress: two
+    queries for a page of sends, whatever the number of schools."""
+    records = list(records)
+    messages: dict[tuple[int, str], Message] = {}
+    for message in Message.objects.filter(
+        trust_message__in=records, kind=Message.Kind.SCHOOL
+    ).select_related("school"):
+        assert message.trust_message_id is not None
+        messages[(message.trust_message_id, message.school.urn)] = message
+    progress = progress_of(m.pk for m in messages.values())
+    found: dict[int, list[SchoolProgress]] = {}
+    for record in records:
+        rows = found[record.pk] = []
+        for figures in record.summary:
+            found_message = messages.get((record.pk, figures["urn"]))
+            counted = progress[found_message.pk] if found_message is not None else Progress()
+            state = message_state(found_message, counted, now) if found_message else "—"
+            rows.append(
+                SchoolProgress(
+                    figures["urn"], figures["name"], found_message, counted, state, figures
+                )
+            )
+    return found

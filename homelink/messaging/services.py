@@ -11,7 +11,7 @@ only after the commit.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +28,7 @@ from homelink.messaging.models import Channel, Delivery, Message, Template
 from homelink.messaging.sms import SmsSize, sms_size
 from homelink.schools.models import School
 from homelink.staff.actor import Actor, actor_parts
+from homelink.trusts.models import Trust
 
 if TYPE_CHECKING:
     from homelink.privacy.notices import NoticePlan
@@ -137,7 +138,8 @@ class Preview:
         }
 
 
-def _check(draft: Draft) -> None:
+def check_draft(draft: Draft) -> None:
+    """What in a draft cannot be sent as written (texts, merge fields, the channel), by field."""
     errors: dict[str, str] = {}
     if draft.uses_sms:
         if not draft.sms_text.strip():
@@ -179,7 +181,7 @@ def _preview(school: School, draft: Draft) -> tuple[Preview, list[int]]:
     # Data protection sits above messaging, and hooks in here and in message_send.
     from homelink.privacy import notices
 
-    _check(draft)
+    check_draft(draft)
     try:
         resolved = resolve(school, draft.audience, draft.mode)
     except AudienceError as error:
@@ -343,44 +345,84 @@ class CopyLike(Protocol):
     def children(self) -> str: ...
 
 
+#: The columns a delivery row is written with, in order (the rest keep their defaults).
+_INSERT_FIELDS = (
+    "message",
+    "school",
+    "channel",
+    "to",
+    "adult",
+    "member",
+    "adult_ids",
+    "name",
+    "children",
+    "schools",
+    "parts",
+    "priority",
+    "lane",
+    "status",
+    "next_attempt_at",
+    "attempts",
+    "unanswered",
+    "refused",
+    "claimed_by",
+    "gateway",
+    "gateway_id",
+    "reason",
+)
+
+
 def insert_deliveries(
     *, message: Message, copies: Sequence[CopyLike], parts: list[int], priority: int
 ) -> None:
     """One row per copy, written the fastest way each database has (COPY on PostgreSQL, one
     prepared INSERT run for every row on SQLite): a send to 10,000 people is queued in well
     under a second, where ``bulk_create`` spends longer than that building SQL."""
-    fields = [
-        "message",
-        "school",
-        "channel",
-        "to",
-        "adult",
-        "member",
-        "adult_ids",
-        "name",
-        "children",
-        "parts",
-        "priority",
-        "lane",
-        "status",
-        "next_attempt_at",
-        "attempts",
-        "unanswered",
-        "refused",
-        "claimed_by",
-        "gateway",
-        "gateway_id",
-        "reason",
-    ]
-    meta = Delivery._meta
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(_column(f)) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    json_field = meta.get_field("adult_ids")
+    _write_rows(_delivery_rows(message, copies, parts, _lanes(message, copies, priority), priority))
+
+
+def insert_delivery_batches(
+    batches: Sequence[tuple[Message, Sequence[CopyLike], list[int]]], *, priority: int
+) -> None:
+    """Several messages' copies in one statement: a trust-wide send, one message per school.
+    Their lanes (when due now) are one sequence per channel that takes the messages' copies in
+    turn, so every school's families start receiving at once, and the send as a whole shares
+    the queue with other schools' messages as one message does (:mod:`messaging.lanes`)."""
+    if not batches:
+        return
+    now = timezone.now()
+    due = [m.send_at <= now for m, _c, _p in batches]
+    channels = {c.channel for _m, copies, _p in batches for c in copies}
+    next_lane = {channel: first_lane(channel, priority, now) for channel in channels}
+    lanes: list[list[int | None]] = [[None] * len(copies) for _m, copies, _p in batches]
+    # Round robin over the messages: the first copy of each, then the second of each, …
+    longest = max(len(copies) for _m, copies, _p in batches)
+    for index in range(longest):
+        for number, (_message, copies, _parts) in enumerate(batches):
+            if index < len(copies) and due[number]:
+                channel = copies[index].channel
+                lanes[number][index] = next_lane[channel]
+                next_lane[channel] += 1
+    _write_rows(
+        row
+        for (message, copies, parts), message_lanes in zip(batches, lanes, strict=True)
+        for row in _delivery_rows(message, copies, parts, message_lanes, priority)
+    )
+
+
+def _delivery_rows(
+    message: Message,
+    copies: Sequence[CopyLike],
+    parts: list[int],
+    lanes: Sequence[int | None],
+    priority: int,
+) -> Iterator[tuple[Any, ...]]:
+    json_field = Delivery._meta.get_field("adult_ids")
     when = connection.ops.adapt_datetimefield_value(message.send_at)
-    lanes = _lanes(message, copies, priority)
-    rows = [
-        (
+    for copy, copy_parts, lane in zip(copies, parts, lanes, strict=True):
+        # Only a trust-wide send's copies can stand for several schools' families.
+        schools = getattr(copy, "schools", None)
+        yield (
             message.pk,
             message.school_id,
             copy.channel,
@@ -390,6 +432,7 @@ def insert_deliveries(
             json_field.get_db_prep_save(copy.adult_ids, connection),
             copy.name[:255],
             copy.children[:1000],
+            json_field.get_db_prep_save(schools, connection) if schools else None,
             copy_parts,
             priority,
             lane,
@@ -403,9 +446,13 @@ def insert_deliveries(
             "",
             "",
         )
-        for copy, copy_parts, lane in zip(copies, parts, lanes, strict=True)
-    ]
-    table = quote(meta.db_table)
+
+
+def _write_rows(rows: Iterable[tuple[Any, ...]]) -> None:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(_column(f)) for f in _INSERT_FIELDS)
+    placeholders = ", ".join(["%s"] * len(_INSERT_FIELDS))
+    table = quote(Delivery._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # COPY: one stream for every row (a statement per row costs a round trip each,
@@ -417,7 +464,7 @@ def insert_deliveries(
             # Table and column names come from the model, never from input.
             cursor.executemany(
                 f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608
-                rows,
+                list(rows),
             )
 
 
@@ -473,7 +520,7 @@ def message_cancel(*, message: Message, actor: Actor) -> int:
         if not cancelled:
             raise SendError("Everything in this message has been sent already.")
         if refund:
-            School.objects.filter(pk=locked.school_id).update(sms_credits=F("sms_credits") + refund)
+            refund_credits(locked, refund)
         locked.status = Message.Status.CANCELLED
         locked.cancelled_at = now
         locked.cancelled_by_id = actor_id
@@ -489,6 +536,17 @@ def message_cancel(*, message: Message, actor: Actor) -> int:
         )
     message.refresh_from_db()
     return cancelled
+
+
+def refund_credits(message: Message, parts: int) -> None:
+    """Give ``parts`` SMS credits back to whoever paid for ``message``: its school, or the
+    trust whose pool paid a trust-wide send."""
+    if message.credits_trust_id is not None:
+        Trust.objects.filter(pk=message.credits_trust_id).update(
+            sms_credits=F("sms_credits") + parts
+        )
+    else:
+        School.objects.filter(pk=message.school_id).update(sms_credits=F("sms_credits") + parts)
 
 
 def _cancel_queued(message_id: int, now: dt.datetime) -> tuple[int, int]:

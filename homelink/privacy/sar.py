@@ -449,8 +449,9 @@ def _receipts(school: School, adult: Adult) -> list[dict[str, Any]]:
 
 def _adult_deliveries(school: School, adult: Adult) -> QuerySet[Delivery]:
     """Copies addressed to the adult, or carried for them on a number or address they shared
-    with someone else (their id in ``adult_ids``)."""
-    deliveries = Delivery.objects.filter(school=school)
+    with someone else (their id in ``adult_ids``), including a trust-wide send's copy that
+    another school of the trust sent for both schools' families."""
+    deliveries = Delivery.objects.filter(Q(school=school) | Q(schools__isnull=False))
     condition = Q(adult=adult)
     if connection.features.supports_json_field_contains:
         return deliveries.filter(condition | Q(adult_ids__contains=[adult.pk]))

@@ -304,7 +304,9 @@ def _send_once(request: StaffRequest, form: SendForm, draft: Draft) -> _Outcome:
         # One staff member's sends queue behind each other here (PostgreSQL; SQLite's
         # transactions are serial anyway), so the session read next is the last one saved.
         # The account's row, not the membership's: a trust's staff hold an unsaved one (pk None).
-        get_user_model().objects.select_for_update().filter(pk=request.user.pk).exists()
+        user_id = request.user.pk
+        assert user_id is not None  # staff_view let only a signed-in user through
+        get_user_model().objects.select_for_update().filter(pk=user_id).exists()
         tokens: dict[str, int | None] = dict(
             request.session.load().get(SEND_TOKENS) or request.session.get(SEND_TOKENS) or {}
         )

@@ -18,6 +18,7 @@ from homelink.staff.testing import confirm_email_directly
 from homelink.trusts.management.commands import trust as command
 from homelink.trusts.models import Trust, TrustInvitation, TrustMembership
 from homelink.trusts.selectors import trust_of, trust_schools
+from homelink.trusts.services import trust_add
 from homelink.trusts.tests.factories import make_user as _make_user
 
 
@@ -191,7 +192,7 @@ def test_invite_refuses_a_bad_address_or_role(schools) -> None:
 
 
 def test_the_subcommands_are_listed_and_import_is_among_them(db) -> None:
-    assert command.SUBCOMMANDS == ("add", "add-school", "remove-school", "list", "invite", "import")
+    assert command.SUBCOMMANDS == ("add", "add-school", "remove-school", "list", "invite", "credits", "import")
     assert command.module_path("import") == "homelink.trusts.cli.importing"
     assert command.module_path("add-school") == "homelink.trusts.cli.add_school"
     assert command.load("list") is not None
@@ -204,3 +205,23 @@ def test_a_subcommand_whose_module_is_absent_says_so_and_the_rest_work(db, monke
     with pytest.raises(CommandError, match="homelink trust import is not available"):
         trust("import")
     assert "No trusts yet" in trust("list")
+
+
+def test_the_trusts_pool_is_opened_filled_shown_and_closed(db: None) -> None:
+    trust = trust_add(name="Pool Trust", actor="test")
+
+    def credits(*args: str) -> str:
+        out = io.StringIO()
+        call_command("trust", "credits", "--trust", "Pool Trust", *args, stdout=out)
+        return out.getvalue().strip()
+
+    assert credits() == "Pool Trust has no pool: each school's own credits pay for its texts."
+    assert credits("+500") == "Pool Trust's pool: 500 SMS credits."
+    assert credits("-200") == "Pool Trust's pool: 300 SMS credits."
+    with pytest.raises(CommandError, match="cannot remove 400"):
+        credits("-400")
+    with pytest.raises(CommandError, match="give \\+N, -N or off"):
+        credits("lots")
+    trust.refresh_from_db()
+    assert trust.sms_credits == 300
+    assert credits("off").endswith("has no pool: each school's own credits pay for its texts.")

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-SUBCOMMANDS = ("add", "add-school", "remove-school", "list", "invite", "import")
+SUBCOMMANDS = ("add", "add-school", "remove-school", "list", "invite", "credits", "import")
 #: Module names that differ from the subcommand's ("import" is a keyword).
 MODULES = {"import": "importing"}
 
