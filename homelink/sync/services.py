@@ -365,6 +365,38 @@ def _record(
     )
 
 
+def _failed(
+    school: School,
+    config: SyncSource,
+    token: str,
+    *,
+    trigger: str,
+    user: User | None,
+    now: dt.datetime,
+    error: str,
+    retry: bool,
+    file_name: str = "",
+    digest: str = "",
+    summary: dict[str, Any] | None = None,
+) -> SyncOutcome:
+    """A run that imported nothing and did not succeed: in the history, and (unless a dry run,
+    which holds no lease) in the sync's state and schedule."""
+    run = _record(
+        school,
+        config,
+        trigger=trigger,
+        user=user,
+        status=ImportRun.Status.FAILED,
+        file_name=file_name or config.get_kind_display(),
+        error=error,
+        digest=digest,
+        summary=summary,
+    )
+    if token:
+        _after_failure(config, token, now=now, trigger=trigger, error=error, retry=retry)
+    return SyncOutcome(run, False, error)
+
+
 # The lease and the run's state. A run holds the school's lease from its start to its end, so
 # two runs of one school never fetch and import at once (the slower would apply older data
 # over newer); a dry run, which writes nothing, takes none.
@@ -597,19 +629,16 @@ def sync_run(
         logger.error(
             "sync of school %s stopped unexpectedly: %s at %s", school.pk, kind, _where_raised(exc)
         )
-        error = f"the sync stopped unexpectedly: {kind}"
-        run = _record(
+        return _failed(
             school,
             config,
+            token,
             trigger=trigger,
             user=user,
-            status=ImportRun.Status.FAILED,
-            file_name=config.get_kind_display(),
-            error=error,
+            now=now,
+            error=f"the sync stopped unexpectedly: {kind}",
+            retry=True,
         )
-        if token:
-            _after_failure(config, token, now=now, trigger=trigger, error=error, retry=True)
-        return SyncOutcome(run, False, error)
     finally:
         if token:
             _release_lease(config, token)
@@ -630,20 +659,16 @@ def _fetch_and_import(
         source = source_for(config, now=now)
         fetched = source.fetch(work, dry_run=dry_run)
     except (SourceError, SyncKeyMissing, SecretUnreadable) as exc:
-        error = str(exc)
-        run = _record(
+        return _failed(
             school,
             config,
+            token,
             trigger=trigger,
             user=user,
-            status=ImportRun.Status.FAILED,
-            file_name=config.get_kind_display(),
-            error=error,
+            now=now,
+            error=str(exc),
+            retry=isinstance(exc, SourceError) and exc.retry,
         )
-        if token:
-            retry = isinstance(exc, SourceError) and exc.retry
-            _after_failure(config, token, now=now, trigger=trigger, error=error, retry=retry)
-        return SyncOutcome(run, False, error)
     return _import_fetched(
         school,
         config,
@@ -702,40 +727,39 @@ def _import_fetched(
             f"the same file is still waiting for a decision on the imports page (import of "
             f"{timezone.localtime(waiting.started_at):%d %b %Y %H:%M})"
         )
-        run = _record(
+        if not dry_run:
+            source.finish(fetched, imported=False)
+        return _failed(
             school,
             config,
+            token,
             trigger=trigger,
             user=user,
-            status=ImportRun.Status.FAILED,
-            file_name=fetched.file_name,
+            now=now,
             error=error,
+            retry=False,
+            file_name=fetched.file_name,
             digest=digest,
             summary={"sync": detail},
         )
-        if not dry_run:
-            source.finish(fetched, imported=False)
-            _after_failure(config, token, now=now, trigger=trigger, error=error, retry=False)
-        return SyncOutcome(run, False, error)
     fmt = fetched.format or detect_format(fetched.path)
     try:
         stored = store_file(school.pk, fetched.path)
     except UploadTooLarge:
-        error = "the file is larger than the largest import accepted"
-        run = _record(
-            school,
-            config,
-            trigger=trigger,
-            user=user,
-            status=ImportRun.Status.FAILED,
-            file_name=fetched.file_name,
-            error=error,
-            digest=digest,
-        )
         if not dry_run:
             source.finish(fetched, imported=False)
-            _after_failure(config, token, now=now, trigger=trigger, error=error, retry=False)
-        return SyncOutcome(run, False, error)
+        return _failed(
+            school,
+            config,
+            token,
+            trigger=trigger,
+            user=user,
+            now=now,
+            error="the file is larger than the largest import accepted",
+            retry=False,
+            file_name=fetched.file_name,
+            digest=digest,
+        )
     with transaction.atomic():
         request = ImportRun.objects.create(
             school=school,
