@@ -192,7 +192,15 @@ def test_invite_refuses_a_bad_address_or_role(schools) -> None:
 
 
 def test_the_subcommands_are_listed_and_import_is_among_them(db) -> None:
-    assert command.SUBCOMMANDS == ("add", "add-school", "remove-school", "list", "invite", "credits", "import")
+    assert command.SUBCOMMANDS == (
+        "add",
+        "add-school",
+        "remove-school",
+        "list",
+        "invite",
+        "credits",
+        "import",
+    )
     assert command.module_path("import") == "homelink.trusts.cli.importing"
     assert command.module_path("add-school") == "homelink.trusts.cli.add_school"
     assert command.load("list") is not None
