@@ -540,13 +540,15 @@ def message_cancel(*, message: Message, actor: Actor) -> int:
 
 def refund_credits(message: Message, parts: int) -> None:
     """Give ``parts`` SMS credits back to whoever paid for ``message``: its school, or the
-    trust whose pool paid a trust-wide send."""
-    if message.credits_trust_id is not None:
-        Trust.objects.filter(pk=message.credits_trust_id).update(
+    trust whose pool paid a trust-wide send (its school once that pool has been closed: a
+    closed pool holds nothing, and the credits must land somewhere)."""
+    if message.credits_trust_id is not None and (
+        Trust.objects.filter(pk=message.credits_trust_id, sms_credits__isnull=False).update(
             sms_credits=F("sms_credits") + parts
         )
-    else:
-        School.objects.filter(pk=message.school_id).update(sms_credits=F("sms_credits") + parts)
+    ):
+        return
+    School.objects.filter(pk=message.school_id).update(sms_credits=F("sms_credits") + parts)
 
 
 def _cancel_queued(message_id: int, now: dt.datetime) -> tuple[int, int]:

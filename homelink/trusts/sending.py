@@ -721,8 +721,11 @@ def trust_message_cancel(*, record: TrustMessage, actor: Actor) -> int:
     were cancelled; refuses when nothing was left to cancel."""
     cancelled = 0
     with transaction.atomic():
+        # Only the schools still in the trust: one taken out of it is its own staff's alone.
         for message in Message.objects.filter(
-            trust_message=record, kind=Message.Kind.SCHOOL
+            trust_message=record,
+            kind=Message.Kind.SCHOOL,
+            school__trust_place__trust_id=record.trust_id,
         ).exclude(status=Message.Status.CANCELLED):
             try:
                 cancelled += message_cancel(message=message, actor=actor)
@@ -739,10 +742,16 @@ def trust_message_cancel(*, record: TrustMessage, actor: Actor) -> int:
 def trust_pool_change(*, trust: Trust, change: int | None) -> Trust:
     """Add ``change`` SMS credits to the trust's pool (opening it if the trust had none), take
     them away (a negative ``change``; never below zero), or, with None, close the pool so that
-    its schools' own credits pay for trust-wide sends again."""
+    its schools' own credits pay for trust-wide sends again (refused while it still holds
+    credits: they would be lost)."""
     with transaction.atomic():
         locked = Trust.objects.select_for_update().get(pk=trust.pk)
         if change is None:
+            if locked.sms_credits:
+                raise SendError(
+                    f"The trust's pool still holds {locked.sms_credits:,} credits: remove them "
+                    f"first (-{locked.sms_credits}), or keep the pool open."
+                )
             locked.sms_credits = None
         else:
             balance = (locked.sms_credits or 0) + change

@@ -28,17 +28,14 @@ def run(options: dict[str, Any], stdout: Any) -> None:
     trust = trust_or_error(options["trust"])
     change = options.get("change")
     if change is not None:
-        if change == "off":
-            trust = trust_pool_change(trust=trust, change=None)
-        elif CHANGE.match(change):
-            try:
-                trust = trust_pool_change(trust=trust, change=int(change))
-            except SendError as error:
-                raise CommandError(f"{error.messages[0]} Nothing was changed.") from None
-        else:
+        if change != "off" and not CHANGE.match(change):
             raise CommandError(
                 f"{change!r} is not a change of credits: give +N, -N or off. Nothing was changed."
             )
+        try:
+            trust = trust_pool_change(trust=trust, change=None if change == "off" else int(change))
+        except SendError as error:
+            raise CommandError(f"{error.messages[0]} Nothing was changed.") from None
     if trust.sms_credits is None:
         stdout.write(f"{trust.name} has no pool: each school's own credits pay for its texts.")
     else:

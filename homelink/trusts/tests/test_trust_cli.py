@@ -232,4 +232,8 @@ def test_the_trusts_pool_is_opened_filled_shown_and_closed(db: None) -> None:
         credits("lots")
     trust.refresh_from_db()
     assert trust.sms_credits == 300
+    # Closing a pool that still holds credits would lose them.
+    with pytest.raises(CommandError, match="still holds 300 credits"):
+        credits("off")
+    credits("-300")
     assert credits("off").endswith("has no pool: each school's own credits pay for its texts.")

@@ -588,3 +588,32 @@ def test_a_shared_copy_is_in_the_other_schools_subject_access_export(snow: Trust
     assert [(m["to"], m["body"]) for m in sent] == [
         ("+447700900001", "Elm Academy is closed today: Ben should stay at home.")
     ]
+
+
+def test_a_refund_after_the_pool_closed_goes_to_the_school(snow: Trust) -> None:
+    trust_pool_change(trust=snow, change=10)
+    record = send(snow, [OAK, ELM], send_at=timezone.now() + dt.timedelta(days=1))
+    # Closing a pool that holds credits is refused (they would be lost); emptied, it closes.
+    with pytest.raises(SendError, match="still holds 6 credits"):
+        trust_pool_change(trust=snow, change=None)
+    trust_pool_change(trust=snow, change=-6)
+    trust_pool_change(trust=snow, change=None)
+    # The send the pool paid is cancelled: its credits land with each sending school.
+    assert trust_message_cancel(record=record, actor="test") == 4
+    assert (credits(OAK), credits(ELM)) == (100 + 3, 100 + 1)
+    assert Trust.objects.get(pk=snow.pk).sms_credits is None
+
+
+def test_a_school_taken_out_of_the_trust_keeps_its_message_from_the_trusts_cancel(
+    snow: Trust,
+) -> None:
+    from homelink.trusts.services import trust_remove_school
+
+    record = send(snow, [OAK, ELM], send_at=timezone.now() + dt.timedelta(days=1))
+    trust_remove_school(trust=snow, school=school(ELM), actor="test")
+    assert trust_message_cancel(record=record, actor="test") == 3
+    statuses = dict(
+        Message.objects.filter(trust_message=record).values_list("school__urn", "status")
+    )
+    assert statuses[OAK] == Message.Status.CANCELLED
+    assert statuses[ELM] != Message.Status.CANCELLED
