@@ -9,17 +9,20 @@ list of numbers never to text again, which is what the person asked for).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
-from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db import connection, transaction
+from django.db.models import Case, F, Q, QuerySet, TextField, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from homelink.messaging.merge import list_names
 from homelink.messaging.models import Channel, Delivery, InboundSms, Message, OutboxMessage, Status
 from homelink.messaging.services import refund_credits
-from homelink.register.models import Adult, Member
+from homelink.register.models import Adult, Link, Member
 from homelink.schools.models import School
 
 #: What a blanked reply says instead of the person's words.
@@ -52,7 +55,11 @@ def copies_forget_person(*, school: School, adult_id: int, email: str, mobile: s
             to_them |= Q(channel=Channel.EMAIL, to=email)
         if mobile:
             to_them |= Q(channel=Channel.SMS, to=mobile)
-        copies = Delivery.objects.filter(to_them, school=school)
+        # A trust-wide send's copy that stood for them and for families of other schools of
+        # the trust (held under whichever school's message sent it): it loses them alone.
+        shared = shared_copies_of(adult_id)
+        shared_ids = list(shared.values_list("pk", flat=True))
+        copies = Delivery.objects.filter(to_them, school=school).exclude(pk__in=shared_ids)
         queued: list[tuple[int, int, str, int]] = []
         for pk, message_id, channel, parts, adults, member_id, status in copies.filter(
             status__in=(Status.QUEUED, Status.SENDING)
@@ -62,6 +69,16 @@ def copies_forget_person(*, school: School, adult_id: int, email: str, mobile: s
                 _stand_for_others(pk, others, member_id)
             elif not others and member_id is None and status == Status.QUEUED:
                 # Theirs alone (or found by their address and standing for nobody else).
+                queued.append((pk, message_id, channel, parts))
+        deliveries = 0
+        for pk, message_id, channel, parts, status in Delivery.objects.filter(
+            pk__in=shared_ids
+        ).values_list("pk", "message_id", "channel", "parts", "status"):
+            left = _leave_shared(pk, adult_id)
+            if status not in (Status.QUEUED, Status.SENDING):
+                deliveries += 1
+            elif not left and status == Status.QUEUED:
+                # It stands for nobody else any more: not sent at all, like a copy theirs alone.
                 queued.append((pk, message_id, channel, parts))
         skipped = Delivery.objects.filter(
             pk__in=[pk for pk, *_ in queued], status=Status.QUEUED
@@ -82,7 +99,7 @@ def copies_forget_person(*, school: School, adult_id: int, email: str, mobile: s
         # A gateway's reason may quote the address (a bounce): blank it where it does.
         for address in (a for a in (email, mobile) if a):
             done.filter(reason__contains=address).update(reason="")
-        deliveries = done.update(to="", name="")
+        deliveries += done.update(to="", name="")
         theirs = Q(adult_id=adult_id)
         if mobile:
             theirs |= Q(from_number=mobile)
@@ -119,6 +136,81 @@ def _stand_for_others(pk: int, others: list[int], member_id: int | None) -> None
         adult_id=others[0] if others else None,
         name=list_names(list(dict.fromkeys(people)))[:255],
     )
+
+
+def shared_copies_of(adult_id: int) -> QuerySet[Delivery]:
+    """Trust-wide sends' copies, of any school of the trust, that stand for this adult among
+    families of several schools (their id in ``adult_ids``)."""
+    shared = Delivery.objects.filter(schools__isnull=False)
+    if connection.features.supports_json_field_contains:
+        return shared.filter(adult_ids__contains=[adult_id])
+    # SQLite has no JSON containment: the id as a whole number in the list's text.
+    return shared.annotate(ids_text=Cast("adult_ids", output_field=TextField())).filter(
+        ids_text__regex=rf"(^|[^0-9]){adult_id}([^0-9]|$)"
+    )
+
+
+def _leave_shared(pk: int, adult_id: int) -> bool:
+    """Take the adult out of a shared copy: their id (from ``adult_ids`` and their school's entry
+    of ``schools``), their name from its greeting and their children from those it names, so
+    it keeps only the others it stood for. Returns whether someone else is left on it. One
+    nobody is left on loses its address too, unless a worker holds it (the worker blanks it as
+    it records the result, :func:`forget_if_gone`)."""
+    row = (
+        Delivery.objects.select_for_update()
+        .filter(pk=pk)
+        .values_list("adult_ids", "member_id", "schools", "name", "children", "status")
+        .first()
+    )
+    if row is None:
+        return False
+    adults, member_id, schools, name, children, status = row
+    others = [a for a in adults or [] if a != adult_id]
+    entries = []
+    for entry in schools or []:
+        entry = dict(entry)
+        entry["adults"] = [a for a in entry.get("adults") or [] if a != adult_id]
+        entry_members = entry.get("members") or []
+        # An unsent copy no longer ends with the notice and stop link of a school it is for
+        # nobody at; a sent one keeps saying which schools it was about.
+        if status == Status.QUEUED and not entry["adults"] and not entry_members:
+            continue
+        entries.append(entry)
+    member_ids = [m for e in entries for m in e.get("members") or []]
+    left = bool(others or member_ids or member_id is not None)
+    people = {
+        f"{forename} {surname}".strip()
+        for forename, surname in Adult.objects.filter(pk__in=others).values_list(
+            "forename", "surname"
+        )
+    } | {
+        f"{forename} {surname}".strip()
+        for forename, surname in Member.objects.filter(pk__in=member_ids).values_list(
+            "forename", "surname"
+        )
+    }
+    # Of what it said, only what stands for the others: a name or a child they share with
+    # the erased person (the same parent in two schools' registers) stays.
+    pupils = set(
+        Link.objects.filter(adult_id__in=others).values_list("student__forename", flat=True)
+    )
+    changes: dict[str, Any] = {
+        "adult_ids": others,
+        "adult_id": others[0] if others else None,
+        "schools": entries,
+        "name": list_names([n for n in dict.fromkeys(_LIST_SPLIT.split(name)) if n in people]),
+        "children": list_names(
+            [c for c in dict.fromkeys(_LIST_SPLIT.split(children)) if c in pupils]
+        ),
+    }
+    if not left and status != Status.SENDING:
+        changes["to"] = ""
+    Delivery.objects.filter(pk=pk).update(**changes)
+    return left
+
+
+#: How a stored greeting or list of children ("Amy, Ben and Cara") splits into its names.
+_LIST_SPLIT = re.compile(r", | and ")
 
 
 def forget_if_gone(ids: Collection[int]) -> int:

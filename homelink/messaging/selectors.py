@@ -8,10 +8,11 @@ queries for ten messages or ten thousand deliveries.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, TextField
@@ -161,13 +162,112 @@ def progress_statuses(key: str) -> tuple[str, ...]:
     raise KeyError(key)
 
 
-def message_deliveries(message: Message, *, progress: str = "") -> QuerySet[Delivery]:
-    """The message's copies, in the order they were queued; ``progress`` narrows to one group
-    of :data:`PROGRESS`."""
+def message_deliveries(message: Message, *, progress: str = "") -> SchoolCopies:
+    """The message's copies, in the order they were queued, as its school's staff see them
+    (:class:`SchoolCopies`); ``progress`` narrows to one group of :data:`PROGRESS`."""
     deliveries = Delivery.objects.filter(message=message)
     if progress:
         deliveries = deliveries.filter(status__in=progress_statuses(progress))
-    return deliveries.order_by("pk")
+    return SchoolCopies(message.school_id, deliveries.order_by("pk"))
+
+
+class SchoolCopies:
+    """A school's message's copies, read as that school's staff may see them: a copy of a
+    trust-wide send that stood for families of several schools (``Delivery.schools``) greets
+    only this school's people on it and names only this school's pupils (:func:`school_part`),
+    never a sister school's. Counted and sliced like a query set (a page holding such a copy
+    costs three more queries); the copies it hands out are for reading, never for saving."""
+
+    def __init__(self, school_id: int, deliveries: QuerySet[Delivery]) -> None:
+        self.school_id = school_id
+        self.deliveries = deliveries
+
+    def count(self) -> int:
+        return self.deliveries.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    @overload
+    def __getitem__(self, index: int) -> Delivery: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Delivery]: ...
+
+    def __getitem__(self, index: int | slice) -> Delivery | list[Delivery]:
+        if isinstance(index, int):
+            return self._seen([self.deliveries[index]])[0]
+        return self._seen(list(self.deliveries[index]))
+
+    def __iter__(self) -> Iterator[Delivery]:
+        return iter(self._seen(list(self.deliveries)))
+
+    def _seen(self, copies: list[Delivery]) -> list[Delivery]:
+        shared = [d for d in copies if d.schools is not None]
+        parts = school_part(self.school_id, [(d.schools, d.name, d.children) for d in shared])
+        for delivery, (name, children) in zip(shared, parts, strict=True):
+            delivery.name, delivery.children = name, children
+        return copies
+
+
+#: How a stored greeting or list of children ("Amy, Ben and Cara") splits into its names.
+_LIST_SPLIT = re.compile(r", | and ")
+
+
+def _school_entry(schools: Any, school_id: int) -> dict[str, Any] | None:
+    if isinstance(schools, str):  # JSON as text (a raw read on SQLite)
+        schools = json.loads(schools)
+    for entry in schools or []:
+        if entry.get("id") == school_id:
+            return dict(entry)
+    return None
+
+
+def school_part(school_id: int, copies: list[tuple[Any, str, str]]) -> list[tuple[str, str]]:
+    """What one school's staff may read of shared copies, each given as its (``schools``,
+    ``name``, ``children``): the greeting as this school's own people on the copy (from its
+    register, by the ids in its entry of ``schools``) and, of the children the copy named,
+    only this school's pupils linked to them. Another school's adults and children are never
+    in it; a greeting blanked by an erasure stays blank. At most three queries for any number
+    of copies."""
+    entries = [_school_entry(schools, school_id) for schools, _name, _children in copies]
+    adult_ids = {int(a) for e in entries if e for a in e.get("adults") or []}
+    member_ids = {int(m) for e in entries if e for m in e.get("members") or []}
+    adults: dict[int, str] = {}
+    pupils: dict[int, set[str]] = {}
+    members: dict[int, str] = {}
+    if adult_ids:
+        adults = {
+            pk: f"{forename} {surname}".strip()
+            for pk, forename, surname in Adult.objects.filter(
+                school_id=school_id, pk__in=adult_ids
+            ).values_list("pk", "forename", "surname")
+        }
+        for adult_id, forename in Link.objects.filter(
+            school_id=school_id, adult_id__in=adult_ids
+        ).values_list("adult_id", "student__forename"):
+            pupils.setdefault(adult_id, set()).add(forename)
+    if member_ids:
+        members = {
+            pk: f"{forename} {surname}".strip()
+            for pk, forename, surname in Member.objects.filter(
+                school_id=school_id, kind=Member.Kind.ADULT, pk__in=member_ids
+            ).values_list("pk", "forename", "surname")
+        }
+    found: list[tuple[str, str]] = []
+    for entry, (_schools, name, children) in zip(entries, copies, strict=True):
+        if entry is None:
+            found.append(("", ""))
+            continue
+        ids = [int(a) for a in entry.get("adults") or []]
+        people = [adults[a] for a in ids if a in adults] + [
+            members[int(m)] for m in entry.get("members") or [] if int(m) in members
+        ]
+        own = {c for a in ids for c in pupils.get(a, ())}
+        named = [c for c in dict.fromkeys(_LIST_SPLIT.split(children)) if c in own]
+        greeting = merge.list_names(list(dict.fromkeys(people))) if name else ""
+        found.append((greeting[:255], merge.list_names(named)))
+    return found
 
 
 CSV_HEADER = (
@@ -185,11 +285,13 @@ CSV_HEADER = (
 
 
 def message_csv_rows(message: Message) -> Iterator[tuple[Any, ...]]:
-    """Every copy of the message as a CSV row (see :data:`CSV_HEADER`), read in chunks."""
+    """Every copy of the message as a CSV row (see :data:`CSV_HEADER`), read in chunks; of a
+    trust-wide send's shared copy, only the message's school's part (:func:`school_part`)."""
     rows = (
         Delivery.objects.filter(message=message)
         .order_by("pk")
         .values_list(
+            "schools",
             "name",
             "children",
             "channel",
@@ -202,7 +304,25 @@ def message_csv_rows(message: Message) -> Iterator[tuple[Any, ...]]:
             "status_at",
         )
     )
-    yield from rows.iterator(chunk_size=2000)
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows.iterator(chunk_size=CSV_CHUNK):
+        chunk.append(row)
+        if len(chunk) == CSV_CHUNK:
+            yield from _csv_chunk(message.school_id, chunk)
+            chunk = []
+    yield from _csv_chunk(message.school_id, chunk)
+
+
+#: Copies read at a time for the CSV (their shared ones' school parts worked out together).
+CSV_CHUNK = 2000
+
+
+def _csv_chunk(school_id: int, chunk: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    at = [i for i, row in enumerate(chunk) if row[0] is not None]
+    parts = dict(zip(at, school_part(school_id, [chunk[i][:3] for i in at]), strict=True))
+    for i, row in enumerate(chunk):
+        name, children = parts.get(i, (row[1], row[2]))
+        yield (name, children, *row[3:])
 
 
 def message_replies(message: Message) -> list[InboundSms]:

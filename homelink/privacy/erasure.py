@@ -29,7 +29,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from homelink.audit.services import audit_record
-from homelink.messaging.erasure import copies_forget_person
+from homelink.messaging.erasure import copies_forget_person, shared_copies_of
 from homelink.messaging.models import Channel, Delivery, InboundSms
 from homelink.mis.models import ImportRun
 from homelink.mis.tombstones import identity_keys
@@ -162,7 +162,11 @@ def _copies(adult: Adult) -> Any:
         to_them |= Q(channel=Channel.EMAIL, to=adult.email)
     if adult.mobile:
         to_them |= Q(channel=Channel.SMS, to=adult.mobile)
-    return Delivery.objects.filter(to_them, school_id=adult.school_id).exclude(to="")
+    # A trust-wide send's shared copy may be held under another school's message.
+    own = Delivery.objects.filter(to_them, school_id=adult.school_id).exclude(to="")
+    return Delivery.objects.filter(
+        Q(pk__in=own.values("pk")) | Q(pk__in=shared_copies_of(adult.pk).values("pk"))
+    ).exclude(to="")
 
 
 def _replies(adult: Adult) -> Any:
