@@ -19,7 +19,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["imports", "sync", "letters", "messages", "search", "load"],
+        choices=["imports", "sync", "letters", "messages", "trust", "search", "load"],
         action="append",
         help="run only these benchmarks",
     )
@@ -27,9 +27,9 @@ def main() -> None:
     import django
 
     django.setup()
-    from homelink.bench import imports, letters, load, messages, search, sync
+    from homelink.bench import imports, letters, load, messages, search, sync, trust
 
-    only = set(args.only or ["imports", "sync", "letters", "messages", "search", "load"])
+    only = set(args.only or ["imports", "sync", "letters", "messages", "trust", "search", "load"])
     if "imports" in only:
         sizes = args.pupils or ([2_000] if args.quick else [2_000, 100_000])
         imports.run(sizes)
@@ -42,6 +42,10 @@ def main() -> None:
     if "messages" in only:
         print()
         messages.run(quick=args.quick)
+    if "trust" in only:
+        print()
+        # --quick: 10 schools of 2,000 (20,000 SMS) beside one school of 20,000.
+        trust.run(quick=args.quick)
     if "search" in only:
         print()
         search.run()
