@@ -26,7 +26,11 @@ FIRST_SWEEP_AFTER = dt.timedelta(minutes=10)
 @task()
 def retention_sweep() -> int:
     """Purge every school that is due; returns how many were purged."""
+    from homelink.trusts.imports import trust_uploads_sweep
+
     try:
+        # A trust's whole-trust export left unstarted is every one of its schools' data.
+        trust_uploads_sweep()
         return len(retention_run_due())
     finally:
         retention_schedule(after=SWEEP_EVERY)

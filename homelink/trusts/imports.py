@@ -293,6 +293,13 @@ def trust_file(trust: Trust, token: str) -> TrustFile | None:
         return None
 
 
+def trust_uploads_sweep() -> None:
+    """Every trust's uploads never started, past :data:`UNSTARTED_HOURS` (the retention
+    sweep's hourly call: otherwise only the trust's next upload would clear them)."""
+    for trust_id in Trust.objects.values_list("pk", flat=True):
+        _sweep(trust_id)
+
+
 def _sweep(trust_id: int) -> None:
     """Delete uploads never started, after :data:`UNSTARTED_HOURS`: every school's data."""
     folder = trust_folder(trust_id)

@@ -504,3 +504,30 @@ def test_the_command_refuses_what_it_cannot_do(tmp_path: Path) -> None:
         (folder / name).write_text(text, encoding="utf-8")
     payload, error = run_cli(str(folder))
     assert error is None and len(payload["schools"]) == 3
+
+
+def test_an_upload_never_started_is_deleted_by_the_hourly_sweep(
+    db: None, tmp_path: Path, settings: Any
+) -> None:
+    import os
+    import time
+
+    from django.contrib.auth import get_user_model
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from homelink.privacy.tasks import retention_sweep
+    from homelink.trusts.imports import trust_import_upload
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    world = make_trust()
+    user = get_user_model().objects.create_user(username="central@example.org", password="x" * 20)
+    data = trust_roster().zip(tmp_path / "trust.zip").read_bytes()
+    stored = trust_import_upload(
+        trust=world.trust, user=user, upload=SimpleUploadedFile("trust.zip", data)
+    )
+    retention_sweep.call()
+    assert stored.stored  # a day has not passed
+    old = time.time() - 25 * 3600
+    os.utime(stored.path, (old, old))
+    retention_sweep.call()
+    assert not stored.stored
